@@ -1,0 +1,10 @@
+/** The resolved, validated `CacheConfig`. */
+export const CACHE_CONFIG = Symbol('cachekit:config');
+
+export const CACHEABLE_METADATA = 'cachekit:cacheable';
+export const CACHE_EVICT_METADATA = 'cachekit:evict';
+
+/** The namespace of `CacheService` itself; `cache.namespace(name)` gives the others. */
+export const DEFAULT_NAMESPACE = 'default';
+
+export const CACHE_STATUS_HEADER = 'X-Cache';

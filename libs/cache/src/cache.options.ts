@@ -1,0 +1,91 @@
+import type { Redis } from 'ioredis';
+import { z } from 'zod';
+import { CacheError } from './cache.errors.js';
+import { type Duration, toMilliseconds } from './duration.js';
+
+export interface CacheModuleOptions {
+  /** The cache Redis: a URL (the module owns and closes the connection) or a client you own. */
+  redis: { url: string } | { client: Redis };
+  /** Prepended to every Redis key this module writes. Default `'cache:'`. */
+  keyPrefix?: string;
+  /** TTL when a call names none. Default `'60s'`. */
+  defaultTtl?: Duration;
+  /** TTL of a cached "not found" (`null`). `0` turns negative caching off. Default `'5s'`. */
+  negativeTtl?: Duration;
+  /** The in-process L1; `false` turns it off. */
+  l1?: false | { maxItems?: number; maxBytes?: number; maxTtl?: Duration };
+  /** Bound on every Redis command, so a slow Redis never holds a request. Default `'250ms'`. */
+  commandTimeout?: Duration;
+  /** How long start-up waits for Redis before it goes on without L2. Default `'2s'`. */
+  connectTimeout?: Duration;
+}
+
+export interface CacheConfig {
+  redis: { url: string } | { client: Redis };
+  keyPrefix: string;
+  defaultTtlMs: number;
+  negativeTtlMs: number;
+  l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number };
+  commandTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+const duration = z.unknown().transform((value, ctx) => {
+  try {
+    return toMilliseconds(value, 'a duration');
+  } catch (error) {
+    ctx.addIssue({ code: 'custom', message: (error as Error).message });
+    return z.NEVER;
+  }
+});
+
+const schema = z.object({
+  redis: z.union([
+    z.object({ url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://') }),
+    z.object({ client: z.custom<Redis>((c) => typeof c === 'object' && c !== null && 'sendCommand' in c, 'an ioredis client') }),
+  ]),
+  keyPrefix: z.string().max(64).regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters').default('cache:'),
+  defaultTtl: duration.default(60_000),
+  negativeTtl: duration.default(5_000),
+  l1: z
+    .union([
+      z.literal(false),
+      z.object({
+        maxItems: z.number().int().positive().default(10_000),
+        maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
+        maxTtl: duration.default(60_000),
+      }),
+    ])
+    .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 60_000 }),
+  commandTimeout: duration.default(250),
+  connectTimeout: duration.default(2_000),
+});
+
+/** Validates the module options once, at start-up; the error names the option and the bad value. */
+export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
+  const parsed = schema.safeParse(options ?? {});
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0];
+    const path = issue.path.join('.') || '(options)';
+    const got = issue.path.reduce<unknown>((node, part) => (node as Record<PropertyKey, unknown>)?.[part], options);
+    throw new CacheError(
+      'CACHE_INVALID_OPTION',
+      `CacheModule option "${path}" is invalid: ${issue.message} (got ${describe(got)})`,
+    );
+  }
+  const o = parsed.data;
+  return {
+    redis: o.redis as CacheConfig['redis'],
+    keyPrefix: o.keyPrefix,
+    defaultTtlMs: o.defaultTtl,
+    negativeTtlMs: o.negativeTtl,
+    l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl },
+    commandTimeoutMs: o.commandTimeout,
+    connectTimeoutMs: o.connectTimeout,
+  };
+}
+
+function describe(value: unknown): string {
+  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
+  return JSON.stringify(value) ?? String(value);
+}

@@ -1,0 +1,60 @@
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { Redis } from 'ioredis';
+import { CACHE_CONFIG } from './cache.constants.js';
+import type { CacheConfig } from './cache.options.js';
+import { MemoryLayer } from './layers/memory.layer.js';
+import { RedisLayer } from './layers/redis.layer.js';
+import { TwoLevelStore } from './layers/two-level.store.js';
+import { SingleFlight } from './stampede/single-flight.js';
+
+/** What every namespace of one module shares: the config, the two levels and the in-flight loads. */
+@Injectable()
+export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
+  private readonly logger = new Logger('CacheModule');
+  readonly redis: Redis;
+  readonly store: TwoLevelStore;
+  readonly flights = new SingleFlight();
+  private readonly ownsRedis: boolean;
+
+  constructor(@Inject(CACHE_CONFIG) readonly config: CacheConfig) {
+    if ('client' in config.redis) {
+      this.redis = config.redis.client;
+      this.ownsRedis = false;
+    } else {
+      this.redis = new Redis(config.redis.url, {
+        lazyConnect: true,
+        // A cache must answer "miss" when Redis is away, not queue commands until it is back.
+        enableOfflineQueue: false,
+        maxRetriesPerRequest: 1,
+        commandTimeout: config.commandTimeoutMs,
+        connectTimeout: config.connectTimeoutMs,
+        retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+      });
+      this.redis.on('error', () => undefined); // failures are reported by RedisLayer, once per interval
+      this.ownsRedis = true;
+    }
+    const l1 = config.l1 ? new MemoryLayer(config.l1) : undefined;
+    this.store = new TwoLevelStore(l1, new RedisLayer(this.redis, config.keyPrefix), config.l1 ? config.l1.maxTtlMs : 0);
+  }
+
+  async onModuleInit(): Promise<void> {
+    if (!this.ownsRedis) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${this.config.connectTimeoutMs} ms`)), this.config.connectTimeoutMs);
+    });
+    try {
+      await Promise.race([this.redis.connect(), timeout]);
+    } catch (error) {
+      this.logger.warn(`cache Redis unreachable at start-up (${(error as Error).message}); serving without L2 until it answers`);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    if (!this.ownsRedis) return;
+    if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
+    else this.redis.disconnect();
+  }
+}

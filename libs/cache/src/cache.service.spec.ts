@@ -1,0 +1,245 @@
+import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../test/support/services.js';
+import { CacheError } from './cache.errors.js';
+import { CacheModule } from './cache.module.js';
+import type { CacheModuleOptions } from './cache.options.js';
+import { CacheRuntime } from './cache.runtime.js';
+import { CacheService } from './cache.service.js';
+import { glob } from './keys/key-part.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('CacheService against Redis', () => {
+  const prefix = uniquePrefix('service');
+  const redis = new Redis(REDIS_URL);
+  const closers: Array<() => Promise<void>> = [];
+
+  async function makeCache(options: Partial<CacheModuleOptions> = {}): Promise<CacheService> {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix, ...options })],
+    }).compile();
+    await moduleRef.init();
+    closers.push(() => moduleRef.close());
+    return moduleRef.get(CacheService);
+  }
+
+  afterAll(async () => {
+    for (const close of closers) await close();
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('sets, gets, has and deletes in both levels', async () => {
+    const cache = await makeCache();
+    await cache.set('a', { n: 1 }, { ttl: '1m' });
+    expect(await cache.get('a')).toEqual({ n: 1 });
+    expect(await cache.has('a')).toBe(true);
+    expect(JSON.parse((await redis.get(`${prefix}default:a`)) as string)).toMatchObject({ v: { n: 1 } });
+    expect(await cache.delete('a')).toBe(1);
+    expect(await cache.get('a')).toBeUndefined();
+    expect(await cache.has('a')).toBe(false);
+    expect(await redis.exists(`${prefix}default:a`)).toBe(0);
+  });
+
+  it('hands every caller its own copy of an L1 value', async () => {
+    const cache = await makeCache();
+    await cache.set('copy', { n: 1 });
+    const first = (await cache.get<{ n: number }>('copy'))!;
+    first.n = 99;
+    expect(await cache.get('copy')).toEqual({ n: 1 });
+  });
+
+  it('keeps namespaces apart', async () => {
+    const cache = await makeCache();
+    await cache.namespace('users').set('1', 'user one');
+    await cache.namespace('orders').set('1', 'order one');
+    expect(await cache.namespace('users').get('1')).toBe('user one');
+    expect(await cache.namespace('orders').get('1')).toBe('order one');
+    expect(await cache.get('1')).toBeUndefined();
+    expect(() => cache.namespace('bad name*')).toThrow(CacheError);
+  });
+
+  it('expires entries after their TTL, given in ms or as a string', async () => {
+    const cache = await makeCache();
+    await cache.set('short', 1, { ttl: 150 });
+    await cache.set('long', 2, { ttl: '2s' });
+    const ttl = await redis.pttl(`${prefix}default:long`);
+    expect(ttl).toBeGreaterThan(1500);
+    expect(ttl).toBeLessThanOrEqual(2000);
+    await sleep(250);
+    expect(await cache.get('short')).toBeUndefined();
+    expect(await cache.get('long')).toBe(2);
+  });
+
+  it('spreads TTLs with jitter, never beyond the TTL asked for', async () => {
+    const cache = await makeCache();
+    for (let i = 0; i < 20; i++) await cache.set(`j${i}`, i, { ttl: 10_000, jitter: 0.5 });
+    const ttls = await Promise.all(Array.from({ length: 20 }, (_, i) => redis.pttl(`${prefix}default:j${i}`)));
+    expect(Math.max(...ttls)).toBeLessThanOrEqual(10_000);
+    expect(Math.min(...ttls)).toBeGreaterThanOrEqual(4_900);
+    expect(new Set(ttls.map((t) => Math.round(t / 100))).size).toBeGreaterThan(3);
+    await expect(cache.set('bad', 1, { jitter: 2 })).rejects.toThrow(/jitter/);
+  });
+
+  it('sliding TTL: reads extend it, but never past its cap', async () => {
+    const cache = await makeCache();
+    const key = `${prefix}default:slide`;
+    await cache.set('slide', 'v', { ttl: 400, sliding: { max: 1000 } });
+    const started = Date.now();
+    // Read every 200 ms: each read pushes expiry 400 ms ahead, until the 1000 ms cap.
+    while (Date.now() - started < 800) {
+      await sleep(200);
+      expect(await cache.get('slide')).toBe('v');
+      const pttl = await redis.pttl(key);
+      expect(pttl).toBeGreaterThan(0);
+      expect(Date.now() + pttl).toBeLessThanOrEqual(started + 1000 + 50);
+    }
+    await sleep(300);
+    expect(await cache.get('slide')).toBeUndefined();
+    expect(await redis.exists(key)).toBe(0);
+    expect(Date.now() - started).toBeLessThan(1400);
+  });
+
+  it('sliding TTL lapses without reads', async () => {
+    const cache = await makeCache();
+    await cache.set('idle', 'v', { ttl: 200, sliding: { max: '5s' } });
+    await sleep(300);
+    expect(await cache.get('idle')).toBeUndefined();
+  });
+
+  it('caches null as "not found" with its own TTL', async () => {
+    const cache = await makeCache({ negativeTtl: 200 });
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      return null;
+    };
+    expect(await cache.getOrSet('missing', loader, { ttl: '1m' })).toBeNull();
+    expect(await cache.getOrSetWithStatus('missing', loader)).toEqual({ value: null, status: 'HIT', layer: 'l1' });
+    expect(loads).toBe(1);
+    const pttl = await redis.pttl(`${prefix}default:missing`);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(200);
+    await sleep(250);
+    await cache.getOrSet('missing', loader);
+    expect(loads).toBe(2);
+  });
+
+  it('runs the loader once for 200 concurrent getOrSet calls on one key', async () => {
+    const cache = await makeCache();
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      await sleep(50);
+      return { loadedAt: loads };
+    };
+    const results = await Promise.all(Array.from({ length: 200 }, () => cache.getOrSetWithStatus('hot', loader)));
+    expect(loads).toBe(1);
+    expect(results.every((r) => r.status === 'MISS' && r.value.loadedAt === 1)).toBe(true);
+    expect(await cache.get('hot')).toEqual({ loadedAt: 1 });
+  });
+
+  it('shares a loader error with every concurrent caller and caches nothing', async () => {
+    const cache = await makeCache();
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      await sleep(30);
+      throw new Error('database down');
+    };
+    const settled = await Promise.allSettled(Array.from({ length: 50 }, () => cache.getOrSet('failing', loader)));
+    expect(loads).toBe(1);
+    expect(settled.every((s) => s.status === 'rejected' && (s.reason as Error).message === 'database down')).toBe(true);
+    expect(await cache.has('failing')).toBe(false);
+  });
+
+  it('serves an L2 hit after the entry left L1, and promotes it with the remaining TTL', async () => {
+    const cache = await makeCache({ l1: { maxItems: 2 } });
+    const runtime = (cache as unknown as { runtime: CacheRuntime }).runtime;
+    await cache.set('first', 'one', { ttl: '10s' });
+    await cache.set('second', 'two', { ttl: '10s' });
+    await cache.set('third', 'three', { ttl: '10s' });
+    expect(runtime.store.l1?.size).toBe(2);
+    expect(runtime.store.readLocal('default:first')).toBeUndefined();
+    let loads = 0;
+    const lookup = await cache.getOrSetWithStatus('first', () => {
+      loads++;
+      return 'reloaded';
+    });
+    expect(lookup).toEqual({ value: 'one', status: 'HIT', layer: 'l2' });
+    expect(loads).toBe(0);
+    const promoted = runtime.store.readLocal('default:first');
+    expect(promoted?.value).toBe('one');
+    expect(promoted!.meta.h - Date.now()).toBeLessThanOrEqual(10_000);
+    expect(promoted!.meta.h - Date.now()).toBeGreaterThan(8_000);
+  });
+
+  it('bounds L1 by bytes', async () => {
+    const cache = await makeCache({ l1: { maxItems: 1000, maxBytes: 20_000 } });
+    const runtime = (cache as unknown as { runtime: CacheRuntime }).runtime;
+    for (let i = 0; i < 50; i++) await cache.set(`big${i}`, 'x'.repeat(1000));
+    expect(runtime.store.l1!.bytes).toBeLessThanOrEqual(20_000);
+    expect(runtime.store.l1!.size).toBeLessThan(50);
+    expect(await cache.get('big0')).toBe('x'.repeat(1000)); // still in L2
+  });
+
+  it('treats a corrupt or foreign Redis value as a miss and removes it', async () => {
+    const cache = await makeCache({ l1: false });
+    await redis.set(`${prefix}default:corrupt`, '{"v": {not json');
+    await redis.set(`${prefix}default:foreign`, 'hello from another app');
+    expect(await cache.get('corrupt')).toBeUndefined();
+    expect(await cache.getOrSet('foreign', () => 'loaded')).toBe('loaded');
+    expect(await redis.exists(`${prefix}default:corrupt`)).toBe(0);
+    expect(await cache.get('foreign')).toBe('loaded');
+  });
+
+  it('evicts exactly the key of a name with glob characters, by key and by pattern', async () => {
+    const cache = await makeCache();
+    const users = cache.namespace('users');
+    const names = ['a*', 'a?', 'a[bc]', 'ab', 'ac', 'a'];
+    for (const name of names) await users.set(`name:${name}`, name);
+    for (const name of names) await users.set(`name:${name}:profile`, name);
+
+    expect(await users.delete('name:a*')).toBe(1);
+    expect(await users.invalidatePattern(glob`name:${'a[bc]'}:*`)).toBe(1);
+    expect(await users.invalidatePattern(glob`name:${'a?'}`)).toBe(1);
+    const expected = (name: string, suffix: string) =>
+      (suffix === '' && (name === 'a*' || name === 'a?')) || (suffix === ':profile' && name === 'a[bc]') ? undefined : name;
+    for (const name of names) {
+      for (const suffix of ['', ':profile']) expect(await users.get(`name:${name}${suffix}`)).toBe(expected(name, suffix));
+    }
+    // The caller's own wildcards still work: `[bc]` here is a character class.
+    expect(await users.invalidatePattern(glob`name:${'a'}[bc]:*`)).toBe(2);
+    expect(await users.get('name:ab:profile')).toBeUndefined();
+    expect(await users.get('name:a:profile')).toBe('a');
+  });
+
+  it('invalidates every entry of a tag in both levels', async () => {
+    const cache = await makeCache();
+    const users = cache.namespace('users');
+    await users.set('list:1', [1], { tags: ['list'] });
+    await users.set('list:2', [2], { tags: (value) => (value.length ? ['list'] : []) });
+    await users.set('other', 'o', { tags: ['other'] });
+    expect(await users.invalidateTags('list')).toBe(2);
+    expect(await users.get('list:1')).toBeUndefined();
+    expect(await users.get('list:2')).toBeUndefined();
+    expect(await users.get('other')).toBe('o');
+    expect(await redis.exists(`${prefix}~tag:users:list`)).toBe(0);
+  });
+
+  it('refuses bad module options with an error naming the option and the value', async () => {
+    await expect(makeCache({ l1: { maxItems: -5 } })).rejects.toThrow(/"l1\.maxItems".*got -5/);
+    await expect(makeCache({ defaultTtl: 'soon' as never })).rejects.toThrow(/"defaultTtl".*got "soon"/);
+    await expect(makeCache({ redis: { url: 'http://x' } })).rejects.toThrow(/"redis/);
+  });
+
+  it('keeps answering through the loader when Redis is unreachable, without hanging', async () => {
+    const cache = await makeCache({ redis: { url: 'redis://127.0.0.1:1' }, connectTimeout: 200, keyPrefix: prefix });
+    const started = Date.now();
+    expect(await cache.getOrSet('k', () => 'from loader')).toBe('from loader');
+    expect(await cache.get('k')).toBe('from loader'); // L1 still serves
+    expect(await cache.namespace('x').get('absent')).toBeUndefined();
+    expect(Date.now() - started).toBeLessThan(500);
+  });
+});

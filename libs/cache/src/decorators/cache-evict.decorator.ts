@@ -1,0 +1,15 @@
+import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { CACHE_EVICT_METADATA } from '../cache.constants.js';
+import { CacheInterceptor } from '../interceptors/cache.interceptor.js';
+
+export interface CacheEvictOptions {
+  namespace?: string;
+  /** Keys to delete, fixed or computed (from the method's arguments, or from the request). */
+  keys?: readonly string[] | ((...args: any[]) => readonly string[]);
+  /** Tags to invalidate, fixed or computed like `keys`. */
+  tags?: readonly string[] | ((...args: any[]) => readonly string[]);
+}
+
+/** After the method succeeds, evicts the named keys and tags. A failed method evicts nothing. */
+export const CacheEvict = (options: CacheEvictOptions): MethodDecorator & ClassDecorator =>
+  applyDecorators(SetMetadata(CACHE_EVICT_METADATA, options), UseInterceptors(CacheInterceptor));

@@ -1,0 +1,11 @@
+import type { CacheNamespace } from '../cache.service.js';
+import type { CacheEvictOptions } from './cache-evict.decorator.js';
+
+/** Carries out a `@CacheEvict`: `args` are the method's arguments, or `[request]` over HTTP. */
+export async function evictFor(cache: CacheNamespace, options: CacheEvictOptions, args: unknown[]): Promise<void> {
+  const ns = cache.namespace(options.namespace ?? cache.name);
+  const keys = typeof options.keys === 'function' ? options.keys(...args) : options.keys;
+  const tags = typeof options.tags === 'function' ? options.tags(...args) : options.tags;
+  if (keys?.length) await ns.delete(...keys);
+  if (tags?.length) await ns.invalidateTags(...tags);
+}

@@ -1,0 +1,31 @@
+import { decodeEnvelope, deserializeValue, encodeEnvelope, serializeValue } from './serializer.js';
+
+describe('serializer', () => {
+  it('keeps Date values, nested and in arrays', () => {
+    const value = { at: new Date('2026-01-02T03:04:05.678Z'), list: [new Date(0)], name: 'x' };
+    const back = deserializeValue(serializeValue(value)) as typeof value;
+    expect(back.at).toBeInstanceOf(Date);
+    expect(back.at.toISOString()).toBe('2026-01-02T03:04:05.678Z');
+    expect(back.list[0]).toBeInstanceOf(Date);
+    expect(back).toEqual(value);
+  });
+
+  it('drops __proto__ and constructor.prototype so cached JSON cannot pollute prototypes', () => {
+    const payload = '{"a":1,"__proto__":{"polluted":true},"constructor":{"prototype":{"polluted":true}}}';
+    const back = deserializeValue(payload) as Record<string, unknown>;
+    expect(back.a).toBe(1);
+    expect(Object.getPrototypeOf(back)).toBe(Object.prototype);
+    expect(({} as Record<string, unknown>).polluted).toBeUndefined();
+    expect(Object.assign({}, back).polluted).toBeUndefined();
+    expect(Object.keys(back)).toEqual(['a']);
+  });
+
+  it('round-trips an envelope and refuses corrupt or foreign values', () => {
+    const text = encodeEnvelope({ c: 1, f: 2, h: 3, d: 4, t: ['users:list'] }, serializeValue({ id: 7 }));
+    expect(decodeEnvelope(text)).toEqual({ c: 1, f: 2, h: 3, d: 4, t: ['users:list'], v: { id: 7 } });
+    expect(decodeEnvelope('{"c":1,"f":2')).toBeUndefined();
+    expect(decodeEnvelope('"just a string"')).toBeUndefined();
+    expect(decodeEnvelope('{"value":1}')).toBeUndefined();
+    expect(decodeEnvelope('{"v":1,"c":"yesterday","f":2,"h":3,"d":4}')).toBeUndefined();
+  });
+});

@@ -18,6 +18,8 @@ export interface CacheModuleOptions {
   commandTimeout?: Duration;
   /** How long start-up waits for Redis before it goes on without L2. Default `'2s'`. */
   connectTimeout?: Duration;
+  /** Per-namespace defaults, so that decorators can name a namespace instead of repeating its policy. */
+  namespaces?: Record<string, { ttl?: Duration; negativeTtl?: Duration }>;
 }
 
 export interface CacheConfig {
@@ -28,6 +30,7 @@ export interface CacheConfig {
   l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number };
   commandTimeoutMs: number;
   connectTimeoutMs: number;
+  namespaces: Record<string, { ttlMs?: number; negativeTtlMs?: number }>;
 }
 
 const duration = z.unknown().transform((value, ctx) => {
@@ -59,6 +62,7 @@ const schema = z.object({
     .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 60_000 }),
   commandTimeout: duration.default(250),
   connectTimeout: duration.default(2_000),
+  namespaces: z.record(z.string(), z.object({ ttl: duration.optional(), negativeTtl: duration.optional() })).default({}),
 });
 
 /** Validates the module options once, at start-up; the error names the option and the bad value. */
@@ -82,6 +86,9 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl },
     commandTimeoutMs: o.commandTimeout,
     connectTimeoutMs: o.connectTimeout,
+    namespaces: Object.fromEntries(
+      Object.entries(o.namespaces).map(([name, d]) => [name, { ttlMs: d.ttl, negativeTtlMs: d.negativeTtl }]),
+    ),
   };
 }
 

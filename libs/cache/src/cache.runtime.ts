@@ -28,6 +28,8 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
         maxRetriesPerRequest: 1,
         commandTimeout: config.commandTimeoutMs,
         connectTimeout: config.connectTimeoutMs,
+        // ioredis waits this long for an already closed socket on disconnect; keep shutdown quick.
+        disconnectTimeout: 200,
         retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
       });
       this.redis.on('error', () => undefined); // failures are reported by RedisLayer, once per interval

@@ -9,7 +9,7 @@ import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { CacheLayerName } from './layers/two-level.store.js';
 
 export interface CacheEntryOptions<T = unknown> {
-  /** How long the value is fresh. Default: the module's `defaultTtl`. */
+  /** How long the value is fresh. Default: the namespace's `ttl`, else the module's `defaultTtl`. */
   ttl?: Duration;
   /** Reads extend the TTL by `ttl` again, but never past `max` after the entry was written. */
   sliding?: { max: Duration };
@@ -123,10 +123,15 @@ export class CacheNamespace {
 
   private metaFor<T>(value: T, options: CacheEntryOptions<T>, now: number, loadMs: number): EntryMeta | undefined {
     const { config } = this.runtime;
+    const defaults = config.namespaces[this.name];
     const negative = value === null || value === undefined;
     let ttl = negative
-      ? options.negativeTtl === undefined ? config.negativeTtlMs : toMilliseconds(options.negativeTtl, 'negativeTtl')
-      : options.ttl === undefined ? config.defaultTtlMs : toMilliseconds(options.ttl, 'ttl');
+      ? options.negativeTtl === undefined
+        ? (defaults?.negativeTtlMs ?? config.negativeTtlMs)
+        : toMilliseconds(options.negativeTtl, 'negativeTtl')
+      : options.ttl === undefined
+        ? (defaults?.ttlMs ?? config.defaultTtlMs)
+        : toMilliseconds(options.ttl, 'ttl');
     if (options.jitter !== undefined) {
       if (!(options.jitter >= 0 && options.jitter <= 1)) {
         throw new CacheError('CACHE_INVALID_OPTION', `jitter must be a fraction from 0 to 1; got ${options.jitter}`);

@@ -10,9 +10,10 @@ export interface CacheableOptions extends CacheEntryOptions {
    * The key, fixed or computed. On a service method the function gets the method's
    * arguments; on a controller method, the request. Build keys from input with `keyPart()`.
    * Default: the class and method with the arguments (service), or the route template,
-   * path params and sorted query (HTTP).
+   * path params and sorted query (HTTP). A function that returns `undefined` skips the cache
+   * for that call (for instance when the input is invalid and the handler will refuse it).
    */
-  key?: string | ((...args: any[]) => string);
+  key?: string | ((...args: any[]) => string | undefined);
   /**
    * HTTP only. A request with an `Authorization` header or a cookie is never served a shared
    * response: with `'user'` it is cached per principal, otherwise it is not cached at all.

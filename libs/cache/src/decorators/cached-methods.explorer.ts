@@ -46,6 +46,7 @@ export class CachedMethodsExplorer implements OnModuleInit {
         typeof options.key === 'function' ? options.key(...args)
         : typeof options.key === 'string' ? options.key
         : [prefix, ...args.map((arg) => keyPart(typeof arg === 'string' ? arg : JSON.stringify(arg) ?? 'undefined'))].join(':');
+      if (key === undefined) return Promise.resolve(method.apply(instance, args));
       return namespace.getOrSet(key, () => method.apply(instance, args), options);
     };
     wrapped[WRAPPED] = true;

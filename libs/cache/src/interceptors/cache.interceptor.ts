@@ -127,10 +127,11 @@ export class CacheInterceptor implements NestInterceptor {
 
   /** The cache key: route template, path params and sorted query, plus the principal when it varies by user. */
   protected trackBy(request: CacheableRequest, options: CacheableOptions): string | undefined {
-    let key: string;
+    let key: string | undefined;
     if (typeof options.key === 'function') key = options.key(request);
     else if (typeof options.key === 'string') key = options.key;
     else key = this.defaultKey(request);
+    if (key === undefined) return undefined;
     if (options.vary === 'user' && this.hasCredentials(request)) key += `|user=${this.principalOf(request)}`;
     return key;
   }

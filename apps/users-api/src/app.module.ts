@@ -1,0 +1,39 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import { CacheModule } from '@cachekit/cache';
+import { USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
+import { APP_CONFIG, type AppConfig } from './config/app.config.js';
+import { USERS_NAMESPACE } from './users/users.cache-keys.js';
+import { UsersModule } from './users/users.module.js';
+
+@Module({})
+export class AppModule {
+  /** The whole app for one configuration: main.ts passes the environment's, tests their own. */
+  static register(config: AppConfig): DynamicModule {
+    return {
+      module: AppModule,
+      global: true,
+      imports: [
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: config.databaseUrl,
+          entities: USERS_DOMAIN_ENTITIES,
+          migrations: USERS_DOMAIN_MIGRATIONS,
+          migrationsRun: true,
+          synchronize: false,
+        }),
+        CacheModule.forRoot({
+          isGlobal: true,
+          redis: { url: config.redisUrl },
+          keyPrefix: config.cacheKeyPrefix,
+          defaultTtl: config.cacheDefaultTtlMs,
+          l1: { maxItems: config.cacheL1MaxItems, maxBytes: config.cacheL1MaxBytes },
+          namespaces: { [USERS_NAMESPACE]: { ttl: config.usersCacheTtlMs } },
+        }),
+        UsersModule,
+      ],
+      providers: [{ provide: APP_CONFIG, useValue: config }],
+      exports: [APP_CONFIG],
+    };
+  }
+}

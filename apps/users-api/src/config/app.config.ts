@@ -1,0 +1,66 @@
+import { toMilliseconds } from '@cachekit/cache';
+import { z } from 'zod';
+
+/** Every setting users-api reads from the environment (`.env.example` lists them with their defaults). */
+export interface AppConfig {
+  port: number;
+  databaseUrl: string;
+  redisUrl: string;
+  cacheKeyPrefix: string;
+  cacheDefaultTtlMs: number;
+  usersCacheTtlMs: number;
+  cacheL1MaxItems: number;
+  cacheL1MaxBytes: number;
+  usersReadDelayMs: number;
+  cacheAdminToken?: string;
+}
+
+export const APP_CONFIG = Symbol('users-api:config');
+
+const duration = (name: string) =>
+  z.string().transform((value, ctx) => {
+    try {
+      return toMilliseconds(value, name);
+    } catch (error) {
+      ctx.addIssue({ code: 'custom', message: (error as Error).message });
+      return z.NEVER;
+    }
+  });
+
+const positiveInt = z.coerce.number().int().positive();
+
+const schema = z.object({
+  PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/postgres'),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  CACHE_KEY_PREFIX: z.string().max(64).default('cache:'),
+  CACHE_DEFAULT_TTL: duration('CACHE_DEFAULT_TTL').default(60_000),
+  USERS_CACHE_TTL: duration('USERS_CACHE_TTL').default(300_000),
+  CACHE_L1_MAX_ITEMS: positiveInt.default(10_000),
+  CACHE_L1_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
+  USERS_READ_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
+  CACHE_ADMIN_TOKEN: z.string().optional(),
+});
+
+/** Reads and validates the environment once; the error names each bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ''));
+  const parsed = schema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`).join('; ');
+    throw new Error(`Invalid environment: ${problems}`);
+  }
+  const e = parsed.data;
+  return {
+    port: e.PORT,
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    cacheKeyPrefix: e.CACHE_KEY_PREFIX,
+    cacheDefaultTtlMs: e.CACHE_DEFAULT_TTL,
+    usersCacheTtlMs: e.USERS_CACHE_TTL,
+    cacheL1MaxItems: e.CACHE_L1_MAX_ITEMS,
+    cacheL1MaxBytes: e.CACHE_L1_MAX_BYTES,
+    usersReadDelayMs: e.USERS_READ_DELAY_MS,
+    cacheAdminToken: e.CACHE_ADMIN_TOKEN,
+  };
+}

@@ -1,0 +1,73 @@
+import { Injectable } from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
+import { CacheModule } from '../cache.module.js';
+import { CacheService } from '../cache.service.js';
+import { CacheEvict } from './cache-evict.decorator.js';
+import { Cacheable } from './cacheable.decorator.js';
+
+@Injectable()
+class PriceService {
+  loads = 0;
+  private readonly prices = new Map([['sku-1', 10]]);
+
+  @Cacheable({ namespace: 'prices', key: (sku: string) => `price:${sku}`, ttl: '1m' })
+  async price(sku: string): Promise<number | null> {
+    this.loads++;
+    return this.prices.get(sku) ?? null;
+  }
+
+  @Cacheable({ namespace: 'prices' })
+  async quote(sku: string, quantity: number): Promise<number> {
+    this.loads++;
+    return (this.prices.get(sku) ?? 0) * quantity;
+  }
+
+  @CacheEvict({ namespace: 'prices', keys: (sku: string) => [`price:${sku}`] })
+  async setPrice(sku: string, price: number): Promise<void> {
+    this.prices.set(sku, price);
+  }
+}
+
+describe('@Cacheable and @CacheEvict on provider methods', () => {
+  const prefix = uniquePrefix('methods');
+  const redis = new Redis(REDIS_URL);
+
+  afterAll(async () => {
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('caches results by key, evicts after the mutating method, and negative-caches null', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix })],
+      providers: [PriceService],
+    }).compile();
+    await moduleRef.init();
+    const prices = moduleRef.get(PriceService);
+    const cache = moduleRef.get(CacheService).namespace('prices');
+
+    expect(await prices.price('sku-1')).toBe(10);
+    expect(await prices.price('sku-1')).toBe(10);
+    expect(prices.loads).toBe(1);
+    expect(await cache.get('price:sku-1')).toBe(10);
+
+    await prices.setPrice('sku-1', 12);
+    expect(await cache.get('price:sku-1')).toBeUndefined();
+    expect(await prices.price('sku-1')).toBe(12);
+    expect(prices.loads).toBe(2);
+
+    expect(await prices.price('nope')).toBeNull();
+    expect(await prices.price('nope')).toBeNull();
+    expect(prices.loads).toBe(3);
+
+    // Default key: class, method and arguments.
+    expect(await prices.quote('sku-1', 3)).toBe(36);
+    expect(await prices.quote('sku-1', 3)).toBe(36);
+    expect(await prices.quote('sku-1', 4)).toBe(48);
+    expect(prices.loads).toBe(5);
+    expect(await cache.get('PriceService.quote:sku-1:3')).toBe(36);
+    await moduleRef.close();
+  });
+});

@@ -1,0 +1,165 @@
+import {
+  BadRequestException,
+  Controller,
+  Get,
+  Headers,
+  type INestApplication,
+  NotFoundException,
+  Param,
+  Post,
+  Query,
+} from '@nestjs/common';
+import { Test } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import request from 'supertest';
+import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
+import { CacheModule } from '../cache.module.js';
+import type { CacheModuleOptions } from '../cache.options.js';
+import { CacheEvict } from '../decorators/cache-evict.decorator.js';
+import { Cacheable } from '../decorators/cacheable.decorator.js';
+
+const calls: Record<string, number> = {};
+const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
+
+@Controller('things')
+class ThingsController {
+  @Get('me')
+  @Cacheable({ vary: 'user' })
+  me(@Headers('authorization') authorization: string) {
+    return { authorization, call: count('me') };
+  }
+
+  @Get('public/:id')
+  @Cacheable()
+  one(@Param('id') id: string, @Query() query: Record<string, string>) {
+    return { id, query, call: count(`public:${id}`) };
+  }
+
+  @Post('public/:id')
+  @CacheEvict({ namespace: 'http', keys: () => ['%2Fthings%2Fpublic%2F%3Aid|id=1|'] })
+  touch() {
+    return { ok: true };
+  }
+
+  @Get('missing')
+  @Cacheable({ negativeTtl: '10s' })
+  missing() {
+    count('missing');
+    throw new NotFoundException();
+  }
+
+  @Get('refused')
+  @Cacheable()
+  refused() {
+    count('refused');
+    throw new BadRequestException('no');
+  }
+
+  @Get('empty')
+  @Cacheable()
+  empty() {
+    count('empty');
+    return undefined;
+  }
+}
+
+describe('CacheInterceptor over HTTP', () => {
+  const prefix = uniquePrefix('interceptor');
+  const redis = new Redis(REDIS_URL);
+  const apps: INestApplication[] = [];
+
+  async function start(options: Partial<CacheModuleOptions> = {}) {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix, ...options })],
+      controllers: [ThingsController],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    apps.push(app);
+    return request(app.getHttpServer());
+  }
+
+  beforeEach(() => {
+    for (const name of Object.keys(calls)) delete calls[name];
+  });
+
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('answers MISS then HIT, and treats the same query in another order as the same key', async () => {
+    const http = await start();
+    const first = await http.get('/things/public/1?b=2&a=1').expect(200);
+    expect(first.headers['x-cache']).toBe('MISS');
+    const second = await http.get('/things/public/1?a=1&b=2').expect(200);
+    expect(second.headers['x-cache']).toBe('HIT');
+    expect(second.body).toEqual(first.body);
+    expect(calls['public:1']).toBe(1);
+  });
+
+  it('keeps glob characters in path params to their own key', async () => {
+    const http = await start();
+    await http.get('/things/public/a*').expect(200);
+    const other = await http.get('/things/public/ab').expect(200);
+    expect(other.headers['x-cache']).toBe('MISS');
+    expect(other.body.id).toBe('ab');
+  });
+
+  it('never shows one bearer token the response cached for another', async () => {
+    const http = await start();
+    const alice = await http.get('/things/me').set('Authorization', 'Bearer alice').expect(200);
+    const bob = await http.get('/things/me').set('Authorization', 'Bearer bob').expect(200);
+    expect(alice.body.authorization).toBe('Bearer alice');
+    expect(bob.body.authorization).toBe('Bearer bob');
+    expect(bob.headers['x-cache']).toBe('MISS');
+    const aliceAgain = await http.get('/things/me').set('Authorization', 'Bearer alice').expect(200);
+    expect(aliceAgain.headers['x-cache']).toBe('HIT');
+    expect(aliceAgain.body).toEqual(alice.body);
+    const anonymous = await http.get('/things/me').expect(200);
+    expect(anonymous.body.authorization).toBeUndefined();
+  });
+
+  it('does not cache a request with credentials unless the route varies by user', async () => {
+    const http = await start();
+    await http.get('/things/public/2').expect(200);
+    const withToken = await http.get('/things/public/2').set('Authorization', 'Bearer eve').expect(200);
+    const withCookie = await http.get('/things/public/2').set('Cookie', 'sid=abc').expect(200);
+    expect(withToken.headers['x-cache']).toBeUndefined();
+    expect(withCookie.headers['x-cache']).toBeUndefined();
+    expect(calls['public:2']).toBe(3);
+  });
+
+  it('caches a 404 briefly and never caches other errors or empty answers', async () => {
+    const http = await start();
+    await http.get('/things/missing').expect(404);
+    const again = await http.get('/things/missing').expect(404);
+    expect(again.headers['x-cache']).toBe('HIT');
+    expect(again.body).toMatchObject({ statusCode: 404 });
+    expect(calls.missing).toBe(1);
+    await http.get('/things/refused').expect(400);
+    await http.get('/things/refused').expect(400);
+    expect(calls.refused).toBe(2);
+    await http.get('/things/empty').expect(200);
+    await http.get('/things/empty').expect(200);
+    expect(calls.empty).toBe(2);
+  });
+
+  it('evicts after a successful @CacheEvict handler', async () => {
+    const http = await start();
+    await http.get('/things/public/1').expect(200);
+    expect((await http.get('/things/public/1')).headers['x-cache']).toBe('HIT');
+    await http.post('/things/public/1').expect(201);
+    expect((await http.get('/things/public/1')).headers['x-cache']).toBe('MISS');
+  });
+
+  it('serves every request when the cache Redis is down', async () => {
+    const http = await start({ redis: { url: 'redis://127.0.0.1:1' }, connectTimeout: 100, l1: false });
+    for (let i = 0; i < 3; i++) {
+      const response = await http.get('/things/public/9').expect(200);
+      expect(response.headers['x-cache']).toBe('MISS');
+    }
+    expect(calls['public:9']).toBe(3);
+  });
+});

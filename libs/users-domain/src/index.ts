@@ -1,0 +1,12 @@
+import { CreateUsers1764115200000 } from './migrations/1764115200000-create-users.js';
+import { User } from './user.entity.js';
+
+export { User } from './user.entity.js';
+export type { UserSettings } from './user.entity.js';
+
+export const USERS_DOMAIN_ENTITIES = [User];
+/** In order; run on start-up by every app that owns the schema. */
+export const USERS_DOMAIN_MIGRATIONS = [CreateUsers1764115200000];
+
+/** PostgreSQL's unique_violation SQLSTATE. */
+export const PG_UNIQUE_VIOLATION = '23505';

@@ -29,8 +29,9 @@ const keysOfUserInPath = (request: CacheableRequest): string[] => {
 export class UsersController {
   constructor(private readonly users: UsersService) {}
 
+  /** Also evicts the new id's key: a 404 for it may have been cached before it existed. */
   @Post()
-  @CacheEvict({ namespace: USERS_NAMESPACE, tags: [USERS_LIST_TAG] })
+  @CacheEvict({ namespace: USERS_NAMESPACE, keys: (_request, user: User) => [userKey(user.id)], tags: [USERS_LIST_TAG] })
   create(@Body(new ZodValidationPipe(createUserSchema)) body: CreateUserInput): Promise<User> {
     return this.users.create(body);
   }

@@ -4,7 +4,10 @@ import { CacheInterceptor } from '../interceptors/cache.interceptor.js';
 
 export interface CacheEvictOptions {
   namespace?: string;
-  /** Keys to delete, fixed or computed (from the method's arguments, or from the request). */
+  /**
+   * Keys to delete, fixed or computed: a service method's function gets the method's arguments;
+   * a controller method's gets the request and the handler's result.
+   */
   keys?: readonly string[] | ((...args: any[]) => readonly string[]);
   /** Tags to invalidate, fixed or computed like `keys`. */
   tags?: readonly string[] | ((...args: any[]) => readonly string[]);

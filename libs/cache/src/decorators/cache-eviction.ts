@@ -1,7 +1,7 @@
 import type { CacheNamespace } from '../cache.service.js';
 import type { CacheEvictOptions } from './cache-evict.decorator.js';
 
-/** Carries out a `@CacheEvict`: `args` are the method's arguments, or `[request]` over HTTP. */
+/** Carries out a `@CacheEvict`: `args` are the method's arguments, or `[request, result]` over HTTP. */
 export async function evictFor(cache: CacheNamespace, options: CacheEvictOptions, args: unknown[]): Promise<void> {
   const ns = cache.namespace(options.namespace ?? cache.name);
   const keys = typeof options.keys === 'function' ? options.keys(...args) : options.keys;

@@ -64,7 +64,7 @@ export class CacheInterceptor implements NestInterceptor {
     if (evict) {
       return next.handle().pipe(
         mergeMap(async (result) => {
-          await evictFor(this.cache.namespace(evict.namespace ?? HTTP_NAMESPACE), evict, [request]).catch((error) =>
+          await evictFor(this.cache.namespace(evict.namespace ?? HTTP_NAMESPACE), evict, [request, result]).catch((error) =>
             this.logger.warn(`eviction failed: ${(error as Error).message}`),
           );
           return result;

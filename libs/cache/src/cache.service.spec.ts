@@ -234,6 +234,23 @@ describe('CacheService against Redis', () => {
     await expect(makeCache({ redis: { url: 'http://x' } })).rejects.toThrow(/"redis/);
   });
 
+  it('accepts its options from forRootAsync', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [
+        CacheModule.forRootAsync({
+          useFactory: async () => ({ redis: { url: REDIS_URL }, keyPrefix: prefix, namespaces: { fast: { ttl: '300ms' } } }),
+        }),
+      ],
+    }).compile();
+    await moduleRef.init();
+    closers.push(() => moduleRef.close());
+    const fast = moduleRef.get(CacheService).namespace('fast');
+    await fast.set('k', 'v');
+    const pttl = await redis.pttl(`${prefix}fast:k`);
+    expect(pttl).toBeGreaterThan(0);
+    expect(pttl).toBeLessThanOrEqual(300);
+  });
+
   it('keeps answering through the loader when Redis is unreachable, without hanging', async () => {
     const cache = await makeCache({ redis: { url: 'redis://127.0.0.1:1' }, connectTimeout: 200, keyPrefix: prefix });
     const started = Date.now();

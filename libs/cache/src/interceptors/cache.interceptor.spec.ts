@@ -96,6 +96,8 @@ describe('CacheInterceptor over HTTP', () => {
     const second = await http.get('/things/public/1?a=1&b=2').expect(200);
     expect(second.headers['x-cache']).toBe('HIT');
     expect(second.body).toEqual(first.body);
+    const head = await http.head('/things/public/1?a=1&b=2').expect(200);
+    expect(head.headers['x-cache']).toBe('HIT');
     expect(calls['public:1']).toBe(1);
   });
 

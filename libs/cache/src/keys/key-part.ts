@@ -35,9 +35,8 @@ export class KeyPattern {
       else if (ch === '[') {
         const end = text.indexOf(']', i + 1);
         if (end < 0) throw new CacheError('CACHE_INVALID_PATTERN', `unclosed '[' in pattern ${text}`);
-        let set = text.slice(i + 1, end).replace(/\\/g, '\\\\');
-        if (set.startsWith('^')) set = `^${set.slice(1)}`;
-        source += `[${set}]`;
+        // Redis and RegExp agree on `[abc]`, `[^abc]` and `[a-z]`; a backslash inside stays literal.
+        source += `[${text.slice(i + 1, end).replace(/\\/g, '\\\\')}]`;
         i = end;
       } else source += escapeRegExp(ch);
     }

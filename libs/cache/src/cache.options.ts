@@ -1,6 +1,7 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
 import { CacheError } from './cache.errors.js';
+import { type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { type Duration, toMilliseconds } from './duration.js';
 
 export interface CacheModuleOptions {
@@ -18,8 +19,8 @@ export interface CacheModuleOptions {
   commandTimeout?: Duration;
   /** How long start-up waits for Redis before it goes on without L2. Default `'2s'`. */
   connectTimeout?: Duration;
-  /** Per-namespace defaults, so that decorators can name a namespace instead of repeating its policy. */
-  namespaces?: Record<string, { ttl?: Duration; negativeTtl?: Duration }>;
+  /** Per-namespace defaults (ttl, grace, xfetch, lock, timeouts...), so that callers name a namespace instead of repeating its policy. */
+  namespaces?: Record<string, NamespaceDefaults>;
 }
 
 export interface CacheConfig {
@@ -30,7 +31,7 @@ export interface CacheConfig {
   l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number };
   commandTimeoutMs: number;
   connectTimeoutMs: number;
-  namespaces: Record<string, { ttlMs?: number; negativeTtlMs?: number }>;
+  namespaces: Record<string, NamespaceDefaults>;
 }
 
 const duration = z.unknown().transform((value, ctx) => {
@@ -62,7 +63,18 @@ const schema = z.object({
     .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 60_000 }),
   commandTimeout: duration.default(250),
   connectTimeout: duration.default(2_000),
-  namespaces: z.record(z.string(), z.object({ ttl: duration.optional(), negativeTtl: duration.optional() })).default({}),
+  namespaces: z
+    .record(z.string(), z.record(z.string(), z.unknown()))
+    .default({})
+    .superRefine((namespaces, ctx) => {
+      for (const [name, defaults] of Object.entries(namespaces)) {
+        try {
+          resolvePolicy({}, defaults as NamespaceDefaults);
+        } catch (error) {
+          ctx.addIssue({ code: 'custom', path: [name], message: (error as Error).message });
+        }
+      }
+    }),
 });
 
 /** Validates the module options once, at start-up; the error names the option and the bad value. */
@@ -86,9 +98,7 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl },
     commandTimeoutMs: o.commandTimeout,
     connectTimeoutMs: o.connectTimeout,
-    namespaces: Object.fromEntries(
-      Object.entries(o.namespaces).map(([name, d]) => [name, { ttlMs: d.ttl, negativeTtlMs: d.negativeTtl }]),
-    ),
+    namespaces: o.namespaces as Record<string, NamespaceDefaults>,
   };
 }
 

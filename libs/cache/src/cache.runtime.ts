@@ -2,18 +2,22 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { Redis } from 'ioredis';
 import { CACHE_CONFIG } from './cache.constants.js';
 import type { CacheConfig } from './cache.options.js';
+import { RedisKeys } from './keys/redis-keys.js';
 import { MemoryLayer } from './layers/memory.layer.js';
 import { RedisLayer } from './layers/redis.layer.js';
 import { TwoLevelStore } from './layers/two-level.store.js';
-import { SingleFlight } from './stampede/single-flight.js';
+import { CacheMetrics } from './metrics/cache.metrics.js';
+import { LoadCoordinator } from './stampede/load-coordinator.js';
 
-/** What every namespace of one module shares: the config, the two levels and the in-flight loads. */
+/** What every namespace of one module shares: the config, the two levels, the loads in flight, the metrics. */
 @Injectable()
 export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('CacheModule');
   readonly redis: Redis;
+  readonly keys: RedisKeys;
   readonly store: TwoLevelStore;
-  readonly flights = new SingleFlight();
+  readonly metrics: CacheMetrics;
+  readonly loads: LoadCoordinator;
   private readonly ownsRedis: boolean;
 
   constructor(@Inject(CACHE_CONFIG) readonly config: CacheConfig) {
@@ -36,7 +40,10 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
       this.ownsRedis = true;
     }
     const l1 = config.l1 ? new MemoryLayer(config.l1) : undefined;
-    this.store = new TwoLevelStore(l1, new RedisLayer(this.redis, config.keyPrefix), config.l1 ? config.l1.maxTtlMs : 0);
+    this.keys = new RedisKeys(config.keyPrefix);
+    this.store = new TwoLevelStore(l1, new RedisLayer(this.redis, this.keys), config.l1 ? config.l1.maxTtlMs : 0);
+    this.metrics = new CacheMetrics(() => ({ entries: l1?.size ?? 0, bytes: l1?.bytes ?? 0 }));
+    this.loads = new LoadCoordinator(this.store, this.metrics);
   }
 
   async onModuleInit(): Promise<void> {

@@ -3,7 +3,9 @@ export { CACHE_MODULE_OPTIONS, CACHE_OPTIONS_TYPE, CACHE_ASYNC_OPTIONS_TYPE } fr
 export { CACHE_CONFIG, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE } from './cache.constants.js';
 export type { CacheModuleOptions, CacheConfig } from './cache.options.js';
 export { CacheService, CacheNamespace } from './cache.service.js';
-export type { CacheEntryOptions, CacheLookup, CacheStatus } from './cache.service.js';
+export type { CacheEntryOptions, NamespaceDefaults } from './cache.policy.js';
+export type { CacheLookup, CacheStatus } from './stampede/load-coordinator.js';
+export { CacheMetrics } from './metrics/cache.metrics.js';
 export { CacheRuntime } from './cache.runtime.js';
 export { CacheError } from './cache.errors.js';
 export type { CacheErrorCode } from './cache.errors.js';

@@ -1,6 +1,6 @@
 import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
 import { CACHEABLE_METADATA } from '../cache.constants.js';
-import type { CacheEntryOptions } from '../cache.service.js';
+import type { CacheEntryOptions } from '../cache.policy.js';
 import { CacheInterceptor } from '../interceptors/cache.interceptor.js';
 
 export interface CacheableOptions extends CacheEntryOptions {

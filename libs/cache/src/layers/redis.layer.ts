@@ -2,33 +2,100 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { type CacheEnvelope } from '../entry/envelope.js';
 import { decodeEnvelope } from '../entry/serializer.js';
+import type { RedisKeys } from '../keys/redis-keys.js';
 
-// Sets the entry, adds it to each tag set, and makes each tag set live at least as long as it.
-const SET_TAGGED = `
+// Adds KEYS[1] to each tag set in KEYS[from..to] and keeps each set alive at least `ttl` ms.
+const INDEX_TAGS = `
+local function index_tags(from, to, ttl)
+  for i = from, to do
+    redis.call('SADD', KEYS[i], KEYS[1])
+    if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
+  end
+end`;
+
+// A write of known truth (write-through, set): it also ends any lease, so an older load cannot land after it.
+// KEYS: entry, lock, tag sets...   ARGV: payload, ttl
+const SET = `${INDEX_TAGS}
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local ttl = tonumber(ARGV[2])
-for i = 2, #KEYS do
-  redis.call('SADD', KEYS[i], KEYS[1])
-  if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
-end
+redis.call('DEL', KEYS[2])
+index_tags(3, #KEYS, tonumber(ARGV[2]))
 return 1`;
 
-// Removes every member of a tag set and the set itself, atomically; returns how many entries went.
+// The end of a load: lands only if the load still holds its lease and none of its tags was
+// invalidated since it started. KEYS: entry, lock, tag sets (n), tag stamps (n)
+// ARGV: payload, ttl, token, started (Redis ms), n
+const SET_LEASED = `${INDEX_TAGS}
+if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
+local n = tonumber(ARGV[5])
+for i = 1, n do
+  local stamp = redis.call('GET', KEYS[2 + n + i])
+  if stamp and tonumber(stamp) >= tonumber(ARGV[4]) then
+    redis.call('DEL', KEYS[2])
+    return 0
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[2])
+index_tags(3, 2 + n, tonumber(ARGV[2]))
+return 1`;
+
+// Removes every member of a tag set with its lease, stamps the tag with Redis time, drops the set.
+// KEYS: tag set, tag stamp   ARGV: key prefix, stamp ttl
 const INVALIDATE_TAG = `
 local members = redis.call('SMEMBERS', KEYS[1])
 local deleted = 0
-for i = 1, #members, 500 do
-  deleted = deleted + redis.call('UNLINK', unpack(members, i, math.min(i + 499, #members)))
+local batch = {}
+for i = 1, #members do
+  batch[#batch + 1] = members[i]
+  batch[#batch + 1] = ARGV[1] .. '~lock:' .. string.sub(members[i], #ARGV[1] + 1)
+  if #batch >= 1000 or i == #members then
+    deleted = deleted + redis.call('UNLINK', unpack(batch))
+    batch = {}
+  end
 end
+local t = redis.call('TIME')
+redis.call('SET', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), 'PX', ARGV[2])
 redis.call('DEL', KEYS[1])
+return #members`;
+
+// SET NX PX with an owner token; also answers Redis time, the load's start for SET_LEASED.
+// Deletes entries (odd KEYS) and the leases of their running loads (even KEYS); counts entries.
+const DELETE = `
+local deleted = 0
+for i = 1, #KEYS, 2 do
+  deleted = deleted + redis.call('UNLINK', KEYS[i])
+  redis.call('UNLINK', KEYS[i + 1])
+end
 return deleted`;
+
+const ACQUIRE = `
+local ok = redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
+local t = redis.call('TIME')
+return { ok and 1 or 0, t[1] * 1000 + math.floor(t[2] / 1000) }`;
+
+const EXTEND = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0`;
+
+const RELEASE = `
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0`;
 
 const WARN_INTERVAL_MS = 10_000;
 const SCAN_BATCH = 1000;
+/** how long a tag invalidation is remembered against loads that started before it */
+const TAG_STAMP_TTL_MS = 10 * 60_000;
+
+export interface Lease {
+  token: string;
+  /** Redis time (ms) when the lease was taken */
+  startedAt: number;
+}
 
 /**
- * L2: envelopes in Redis under one key prefix. A failing Redis never fails a caller:
- * reads answer "miss", writes are dropped, and the failure is logged (at most every 10 s).
+ * L2: envelopes in Redis, their tag index and the leases of running loads. A failing Redis
+ * never fails a caller: reads answer "miss", writes are dropped, and the failure is logged at
+ * most every 10 s. Methods that must tell "failed" from "no" answer `undefined` for failed.
  */
 export class RedisLayer {
   private readonly logger = new Logger('CacheRedis');
@@ -36,74 +103,115 @@ export class RedisLayer {
 
   constructor(
     readonly redis: Redis,
-    readonly prefix: string,
+    readonly keys: RedisKeys,
   ) {}
 
-  /** The live envelope at `key`; a value that is not an envelope is deleted and reads as a miss. */
-  async get(key: string): Promise<CacheEnvelope | undefined> {
-    const fullKey = this.prefix + key;
-    const raw = await this.guard('GET', () => this.redis.get(fullKey), null);
+  /** The envelope at `id`; a value that is not an envelope is deleted and reads as a miss. */
+  async get(id: string): Promise<CacheEnvelope | undefined> {
+    const key = this.keys.entry(id);
+    const raw = await this.guard('GET', () => this.redis.get(key), null);
     if (raw === null) return undefined;
     const envelope = decodeEnvelope(raw);
     if (!envelope) {
-      this.logger.warn(`removed an unreadable value at ${fullKey}`);
-      await this.guard('UNLINK', () => this.redis.unlink(fullKey), 0);
+      this.logger.warn(`removed an unreadable value at ${key}`);
+      await this.guard('UNLINK', () => this.redis.unlink(key), 0);
     }
     return envelope;
   }
 
-  async exists(key: string): Promise<boolean> {
-    return (await this.guard('EXISTS', () => this.redis.exists(this.prefix + key), 0)) === 1;
+  async exists(id: string): Promise<boolean> {
+    return (await this.guard('EXISTS', () => this.redis.exists(this.keys.entry(id)), 0)) === 1;
   }
 
-  async set(key: string, payload: string, ttlMs: number, tags: readonly string[] = []): Promise<void> {
-    if (ttlMs <= 0) return;
-    const fullKey = this.prefix + key;
-    if (tags.length === 0) {
-      await this.guard('SET', () => this.redis.set(fullKey, payload, 'PX', ttlMs), null);
-      return;
-    }
-    const keys = [fullKey, ...tags.map((tag) => this.tagKey(tag))];
-    await this.guard('SET', () => this.redis.eval(SET_TAGGED, keys.length, ...keys, payload, ttlMs), null);
+  /** Writes known truth; ends any running load's lease. `false` when Redis did not take it. */
+  async set(id: string, payload: string, ttlMs: number, tagIds: readonly string[] = []): Promise<boolean> {
+    if (ttlMs <= 0) return true;
+    const keys = [this.keys.entry(id), this.keys.lock(id), ...tagIds.map((tag) => this.keys.tag(tag))];
+    return (await this.guard('SET', () => this.redis.eval(SET, keys.length, ...keys, payload, ttlMs), 0)) === 1;
+  }
+
+  /**
+   * Fills the entry from a load: `true` if it landed, `false` if an invalidation or a newer
+   * write came first, `undefined` if Redis failed.
+   */
+  async setLeased(id: string, payload: string, ttlMs: number, tagIds: readonly string[], lease: Lease): Promise<boolean | undefined> {
+    const keys = [
+      this.keys.entry(id),
+      this.keys.lock(id),
+      ...tagIds.map((tag) => this.keys.tag(tag)),
+      ...tagIds.map((tag) => this.keys.tagStamp(tag)),
+    ];
+    const landed = await this.guard(
+      'SET',
+      () => this.redis.eval(SET_LEASED, keys.length, ...keys, payload, Math.max(ttlMs, 1), lease.token, lease.startedAt, tagIds.length),
+      undefined,
+    );
+    return landed === undefined ? undefined : landed === 1;
   }
 
   /** Moves the expiry to `expiresAt` if that is later than the current one. */
-  async extend(key: string, expiresAt: number): Promise<void> {
-    await this.guard('PEXPIREAT', () => this.redis.pexpireat(this.prefix + key, expiresAt, 'GT'), 0);
+  async extend(id: string, expiresAt: number): Promise<void> {
+    await this.guard('PEXPIREAT', () => this.redis.pexpireat(this.keys.entry(id), expiresAt, 'GT'), 0);
   }
 
-  async delete(keys: readonly string[]): Promise<number> {
-    if (keys.length === 0) return 0;
-    return this.guard('UNLINK', () => this.redis.unlink(...keys.map((key) => this.prefix + key)), 0);
+  /** Deletes entries and the leases of their running loads. */
+  async delete(ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const keys = ids.flatMap((id) => [this.keys.entry(id), this.keys.lock(id)]);
+    return Number(await this.guard('UNLINK', () => this.redis.eval(DELETE, keys.length, ...keys), 0));
   }
 
-  async invalidateTag(tag: string): Promise<number> {
-    return this.guard('EVAL', async () => Number(await this.redis.eval(INVALIDATE_TAG, 1, this.tagKey(tag))), 0);
+  async invalidateTag(tagId: string): Promise<number> {
+    return this.guard(
+      'EVAL',
+      async () =>
+        Number(await this.redis.eval(INVALIDATE_TAG, 2, this.keys.tag(tagId), this.keys.tagStamp(tagId), this.keys.prefix, TAG_STAMP_TTL_MS)),
+      0,
+    );
   }
 
-  /** SCAN + UNLINK in batches; `match` is a Redis glob over the unprefixed key. */
-  async deleteMatching(match: string): Promise<number> {
+  /** SCAN + UNLINK in batches over entries matching `idGlob`, and over the leases of running loads. */
+  async deleteMatching(idGlob: string): Promise<number> {
     return this.guard(
       'SCAN',
       async () => {
-        let deleted = 0;
-        const stream = this.redis.scanStream({ match: this.globPrefix() + match, count: SCAN_BATCH });
-        for await (const keys of stream as AsyncIterable<string[]>) {
-          if (keys.length) deleted += await this.redis.unlink(...keys);
-        }
-        return deleted;
+        await this.scanUnlink(this.keys.lockGlob(idGlob));
+        return this.scanUnlink(this.keys.entryGlob(idGlob));
       },
       0,
     );
   }
 
-  private tagKey(tag: string): string {
-    // '~' cannot start a namespace, so tag sets never collide with entries.
-    return `${this.prefix}~tag:${tag}`;
+  /** `undefined` when Redis failed: the caller then loads without a lease. */
+  async acquire(id: string, token: string, ttlMs: number): Promise<{ acquired: boolean; startedAt: number } | undefined> {
+    const answer = await this.guard(
+      'EVAL',
+      async () => (await this.redis.eval(ACQUIRE, 1, this.keys.lock(id), token, ttlMs)) as [number, number],
+      undefined,
+    );
+    return answer && { acquired: answer[0] === 1, startedAt: Number(answer[1]) };
   }
 
-  private globPrefix(): string {
-    return this.prefix.replace(/[*?[\]\\]/g, '\\$&');
+  async extendLease(id: string, token: string, ttlMs: number): Promise<boolean> {
+    return (await this.guard('EVAL', () => this.redis.eval(EXTEND, 1, this.keys.lock(id), token, ttlMs), 0)) === 1;
+  }
+
+  async releaseLease(id: string, token: string): Promise<void> {
+    await this.guard('EVAL', () => this.redis.eval(RELEASE, 1, this.keys.lock(id), token), 0);
+  }
+
+  async isLocked(id: string): Promise<boolean | undefined> {
+    const found = await this.guard('EXISTS', () => this.redis.exists(this.keys.lock(id)), undefined);
+    return found === undefined ? undefined : found === 1;
+  }
+
+  private async scanUnlink(match: string): Promise<number> {
+    let deleted = 0;
+    const stream = this.redis.scanStream({ match, count: SCAN_BATCH });
+    for await (const keys of stream as AsyncIterable<string[]>) {
+      if (keys.length) deleted += await this.redis.unlink(...keys);
+    }
+    return deleted;
   }
 
   private async guard<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {

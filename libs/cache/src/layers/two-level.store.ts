@@ -1,7 +1,7 @@
 import type { EntryMeta } from '../entry/envelope.js';
 import { deserializeValue, encodeEnvelope, serializeValue } from '../entry/serializer.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
-import type { RedisLayer } from './redis.layer.js';
+import type { Lease, RedisLayer } from './redis.layer.js';
 
 export type CacheLayerName = 'l1' | 'l2';
 
@@ -16,7 +16,10 @@ interface SlidingItem extends MemoryItem {
   l2ExpiresAt?: number;
 }
 
-/** Reads go L1 then L2 (an L2 hit is promoted into L1 with its remaining TTL); writes go to both. */
+/**
+ * Reads go L1 then L2 (an L2 hit is promoted into L1 with its remaining TTL); writes go to both.
+ * Entries are returned until their hard expiry; whether they are still fresh is the caller's call.
+ */
 export class TwoLevelStore {
   constructor(
     readonly l1: MemoryLayer | undefined,
@@ -24,76 +27,95 @@ export class TwoLevelStore {
     private readonly l1MaxTtlMs: number,
   ) {}
 
-  readLocal(key: string, now = Date.now()): StoredValue | undefined {
-    const item = this.l1?.get(key) as SlidingItem | undefined;
+  readLocal(id: string, now = Date.now()): StoredValue | undefined {
+    const item = this.l1?.get(id) as SlidingItem | undefined;
     if (!item || now >= expiryOf(item.meta)) return undefined;
-    if (item.meta.s !== undefined) this.slideLocal(key, item, now);
+    if (item.meta.s !== undefined) this.slideLocal(id, item, now);
     return { value: deserializeValue(item.raw), meta: item.meta, layer: 'l1' };
   }
 
-  async readRemote(key: string, now = Date.now()): Promise<StoredValue | undefined> {
-    const envelope = await this.l2.get(key);
+  async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
+    const envelope = await this.l2.get(id);
     if (!envelope) return undefined;
     const { v: value, ...meta } = envelope;
     if (meta.s !== undefined) {
       // The key still exists in Redis, so its sliding window has not run out: extend it.
       meta.f = Math.min(now + meta.s, meta.h);
-      await this.l2.extend(key, meta.f);
+      await this.l2.extend(id, meta.f);
     }
     if (now >= expiryOf(meta)) return undefined;
     const item: SlidingItem = { meta, raw: serializeValue(value), l2ExpiresAt: meta.f };
-    this.setLocal(key, item, now);
+    this.setLocal(id, item, now);
     return { value, meta, layer: 'l2' };
   }
 
-  async write(key: string, value: unknown, meta: EntryMeta, now = Date.now()): Promise<void> {
+  /** Writes known truth to both levels (and ends any running load's lease in Redis). */
+  async write(id: string, value: unknown, meta: EntryMeta, now = Date.now()): Promise<void> {
     const raw = serializeValue(value);
-    const item: SlidingItem = { meta, raw, l2ExpiresAt: meta.f };
-    this.setLocal(key, item, now);
-    await this.l2.set(key, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t);
+    this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
+    await this.l2.set(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t);
   }
 
-  async exists(key: string, now = Date.now()): Promise<boolean> {
-    const item = this.l1?.get(key);
+  /**
+   * Writes a loaded value if its load still holds `lease` (no invalidation or newer write came
+   * first). Without a lease (Redis was down when the load started) only L1 is written.
+   * Answers whether the value landed.
+   */
+  async writeLoaded(id: string, value: unknown, meta: EntryMeta, lease: Lease | undefined, now = Date.now()): Promise<boolean> {
+    const raw = serializeValue(value);
+    if (lease) {
+      const landed = await this.l2.setLeased(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], lease);
+      if (landed === false) return false;
+    }
+    this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
+    return true;
+  }
+
+  async exists(id: string, now = Date.now()): Promise<boolean> {
+    const item = this.l1?.get(id);
     if (item && now < expiryOf(item.meta)) return true;
-    return this.l2.exists(key);
+    return this.l2.exists(id);
   }
 
-  async delete(keys: readonly string[]): Promise<number> {
-    for (const key of keys) this.l1?.delete(key);
-    return this.l2.delete(keys);
+  deleteLocal(ids: readonly string[]): void {
+    for (const id of ids) this.l1?.delete(id);
   }
 
-  async invalidateTags(tags: readonly string[]): Promise<number> {
-    this.l1?.deleteTagged(tags);
+  async delete(ids: readonly string[]): Promise<number> {
+    this.deleteLocal(ids);
+    return this.l2.delete(ids);
+  }
+
+  async invalidateTags(tagIds: readonly string[]): Promise<number> {
+    this.l1?.deleteTagged(tagIds);
     let deleted = 0;
-    for (const tag of tags) deleted += await this.l2.invalidateTag(tag);
+    for (const tag of tagIds) deleted += await this.l2.invalidateTag(tag);
     return deleted;
   }
 
-  /** `redisGlob` matches unprefixed keys in Redis; `localPattern` the same keys in L1. */
-  async deleteMatching(redisGlob: string, localPattern: RegExp): Promise<number> {
+  /** `idGlob` matches entry ids in Redis; `localPattern` the same ids in L1. */
+  async deleteMatching(idGlob: string, localPattern: RegExp): Promise<number> {
     this.l1?.deleteMatching(localPattern);
-    return this.l2.deleteMatching(redisGlob);
+    return this.l2.deleteMatching(idGlob);
   }
 
-  private setLocal(key: string, item: MemoryItem, now: number): void {
-    this.l1?.set(key, item, Math.min(expiryOf(item.meta) - now, this.l1MaxTtlMs));
+  private setLocal(id: string, item: MemoryItem, now: number): void {
+    this.l1?.set(id, item, Math.min(expiryOf(item.meta) - now, this.l1MaxTtlMs));
   }
 
-  private slideLocal(key: string, item: SlidingItem, now: number): void {
+  private slideLocal(id: string, item: SlidingItem, now: number): void {
     const window = item.meta.s as number;
     item.meta.f = Math.min(now + window, item.meta.h);
-    this.setLocal(key, item, now);
+    this.setLocal(id, item, now);
     // Push the new expiry to Redis once it has moved by a tenth of the window.
     if (item.meta.f - (item.l2ExpiresAt ?? 0) >= window / 10) {
       item.l2ExpiresAt = item.meta.f;
-      void this.l2.extend(key, item.meta.f);
+      void this.l2.extend(id, item.meta.f);
     }
   }
 }
 
 /** When the entry stops being served at all: sliding entries at the end of their window. */
-function expiryOf(meta: EntryMeta): number {
+export function expiryOf(meta: EntryMeta): number {
   return meta.s !== undefined ? meta.f : meta.h;
 }

@@ -1,0 +1,40 @@
+import { escapeGlob } from './key-part.js';
+
+/**
+ * Every Redis key the library writes, from one prefix. An entry id is `namespace:key`;
+ * the `~` kinds cannot collide with entries because a namespace never starts with `~`.
+ */
+export class RedisKeys {
+  constructor(readonly prefix: string) {}
+
+  entry(id: string): string {
+    return this.prefix + id;
+  }
+
+  /** the lease a load holds while it runs; only its holder may fill the entry */
+  lock(id: string): string {
+    return `${this.prefix}~lock:${id}`;
+  }
+
+  tag(tagId: string): string {
+    return `${this.prefix}~tag:${tagId}`;
+  }
+
+  /** when the tag was last invalidated (Redis time, ms): loads that started before it must not land */
+  tagStamp(tagId: string): string {
+    return `${this.prefix}~tagts:${tagId}`;
+  }
+
+  /** the L1 invalidation bus */
+  busChannel(): string {
+    return `${this.prefix}~bus`;
+  }
+
+  entryGlob(idGlob: string): string {
+    return escapeGlob(this.prefix) + idGlob;
+  }
+
+  lockGlob(idGlob: string): string {
+    return `${escapeGlob(`${this.prefix}~lock:`)}${idGlob}`;
+  }
+}

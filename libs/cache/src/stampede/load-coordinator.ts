@@ -1,0 +1,238 @@
+import { Logger } from '@nestjs/common';
+import { randomBytes } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { CacheError } from '../cache.errors.js';
+import { type CachePolicy, DEFAULT_LOCK_TTL_MS } from '../cache.policy.js';
+import type { EntryMeta } from '../entry/envelope.js';
+import type { Lease } from '../layers/redis.layer.js';
+import type { CacheLayerName, StoredValue, TwoLevelStore } from '../layers/two-level.store.js';
+import type { CacheMetrics } from '../metrics/cache.metrics.js';
+import { InflightLoads } from './inflight-loads.js';
+import { SingleFlight } from './single-flight.js';
+import { shouldRefreshEarly } from './xfetch.js';
+
+export type CacheStatus = 'HIT' | 'MISS' | 'STALE';
+
+export interface CacheLookup<T> {
+  value: T;
+  status: CacheStatus;
+  /** where a hit or a stale value came from */
+  layer?: CacheLayerName;
+}
+
+/** What one `getOrSet` call brings: where, what to call, and how. */
+export interface LoadRequest<T> {
+  namespace: string;
+  id: string;
+  loader: () => Promise<T> | T;
+  policy: CachePolicy;
+  /** builds the envelope metadata of a loaded value */
+  metaFor: (value: T, now: number, loadMs: number) => EntryMeta | undefined;
+}
+
+const LOCK_POLL_MS = 25;
+const WARN_INTERVAL_MS = 10_000;
+
+class SoftTimeout {}
+
+/**
+ * The read path of DESIGN.md section 3: fresh hits (with XFetch early refresh), stale within
+ * grace (stale-while-revalidate, fail-safe), and misses coalesced in the process (single-flight)
+ * and across processes (a Redis lease with an owner token: one loader, the others wait for its
+ * value). Only the lease holder's value is stored, and only if no invalidation came first.
+ */
+export class LoadCoordinator {
+  private readonly logger = new Logger('CacheLoad');
+  private readonly misses = new SingleFlight();
+  private readonly refreshes = new SingleFlight();
+  readonly inflight = new InflightLoads();
+  /** fail-safe: no new loader call for these ids before the time given */
+  private readonly backoffUntil = new Map<string, number>();
+  private lastWarnAt = 0;
+
+  constructor(
+    private readonly store: TwoLevelStore,
+    private readonly metrics: CacheMetrics,
+  ) {}
+
+  async getOrSet<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
+    const local = this.store.readLocal(request.id);
+    if (local) return this.serve(request, local);
+    const resolve = () => this.resolveMiss(request);
+    return request.policy.singleFlight ? this.misses.run(request.id, resolve) : resolve();
+  }
+
+  private async resolveMiss<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
+    const remote = await this.store.readRemote(request.id);
+    if (remote) return this.serve(request, remote);
+    this.metrics.misses.inc({ namespace: request.namespace });
+    return this.load(request, undefined);
+  }
+
+  /** An entry within its hard expiry: fresh, or stale within grace. */
+  private serve<T>(request: LoadRequest<T>, entry: StoredValue): CacheLookup<T> | Promise<CacheLookup<T>> {
+    const { namespace, policy } = request;
+    const now = Date.now();
+    if (now < entry.meta.f) {
+      this.metrics.hit(namespace, entry.layer);
+      if (shouldRefreshEarly(entry.meta, policy.xfetchBeta, now) && this.refreshAllowed(request.id, now)) {
+        this.metrics.earlyRefreshes.inc({ namespace });
+        this.refreshInBackground(request, entry);
+      }
+      return { value: entry.value as T, status: 'HIT', layer: entry.layer };
+    }
+    if (!policy.staleWhileRevalidate) {
+      // Grace is only a fallback here: wait for the loader, serve stale if it fails or is slow.
+      const load = () => this.load(request, entry);
+      return policy.singleFlight ? this.misses.run(request.id, load) : load();
+    }
+    if (this.refreshAllowed(request.id, now)) this.refreshInBackground(request, entry);
+    return this.staleOf(request, entry);
+  }
+
+  private refreshInBackground<T>(request: LoadRequest<T>, current: StoredValue): void {
+    this.refreshes
+      .run(request.id, () => this.load(request, current, true))
+      .catch((error: unknown) => this.warn(`background refresh of ${request.id} failed: ${(error as Error).message}`));
+  }
+
+  /**
+   * Calls the loader under the lease, or waits for the process that holds it. `stale` is what
+   * may be served instead; `background` refreshes never wait for another process.
+   */
+  private async load<T>(request: LoadRequest<T>, stale: StoredValue | undefined, background = false): Promise<CacheLookup<T>> {
+    const { id, namespace, policy } = request;
+    const token = randomBytes(16).toString('hex');
+    const lockTtlMs = policy.lock ? policy.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
+    let lease: Lease | undefined;
+    const attempt = await this.store.l2.acquire(id, token, lockTtlMs);
+    if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt };
+    else if (attempt) {
+      // Another process is loading this key.
+      if (background) return this.staleOf(request, stale as StoredValue, false);
+      if (policy.lock) {
+        const waited = await this.waitForOtherLoad(request, token);
+        if ('value' in waited) return waited.value;
+        lease = waited.lease;
+        if (!lease && stale) return this.staleOf(request, stale);
+      }
+    }
+    if (lease) {
+      // The previous holder may have filled the entry between our read and our lock.
+      const filled = await this.store.readRemote(id);
+      if (filled && Date.now() < filled.meta.f) {
+        await this.store.l2.releaseLease(id, token);
+        this.metrics.hit(namespace, 'l2');
+        return { value: filled.value as T, status: 'HIT', layer: 'l2' };
+      }
+    }
+
+    const task = this.runLoader(request, lease, lockTtlMs);
+    task.catch(() => undefined); // the caller may stop waiting (timeouts); the load still ends cleanly
+    try {
+      const value = await withTimeouts(task, stale ? policy.softTimeoutMs : undefined, policy.hardTimeoutMs, id);
+      return { value, status: 'MISS' };
+    } catch (error) {
+      if (!stale) throw error;
+      this.backoffUntil.set(id, Date.now() + policy.failSafeBackoffMs);
+      if (!(error instanceof SoftTimeout)) this.warn(`loader for ${id} failed, serving stale: ${(error as Error).message}`);
+      return this.staleOf(request, stale);
+    }
+  }
+
+  /** Runs the loader once, keeps the lease alive meanwhile, and stores the value if it may land. */
+  private async runLoader<T>(request: LoadRequest<T>, lease: Lease | undefined, lockTtlMs: number): Promise<T> {
+    const { id, namespace } = request;
+    const inflight = this.inflight.begin(id);
+    const keepAlive = lease
+      ? setInterval(() => void this.store.l2.extendLease(id, lease.token, lockTtlMs), Math.floor(lockTtlMs / 3))
+      : undefined;
+    const started = performance.now();
+    try {
+      let value: T;
+      try {
+        value = await request.loader();
+      } catch (error) {
+        this.metrics.load(namespace, 'error', (performance.now() - started) / 1000);
+        throw error;
+      }
+      const loadMs = performance.now() - started;
+      this.metrics.load(namespace, 'success', loadMs / 1000);
+      this.backoffUntil.delete(id);
+      const now = Date.now();
+      const meta = request.metaFor(value, now, loadMs);
+      if (meta && !inflight.invalidated) await this.store.writeLoaded(id, value ?? null, meta, lease, now);
+      else if (lease) await this.store.l2.releaseLease(id, lease.token);
+      return value;
+    } catch (error) {
+      if (lease) await this.store.l2.releaseLease(id, lease.token);
+      throw error;
+    } finally {
+      clearInterval(keepAlive);
+      this.inflight.end(inflight);
+    }
+  }
+
+  /**
+   * Waits (bounded by `lock.wait`) until the lock holder's value appears, or the lock is free
+   * (its holder finished without storing, or crashed and its TTL ran out) and we take it.
+   */
+  private async waitForOtherLoad<T>(request: LoadRequest<T>, token: string): Promise<{ value: CacheLookup<T> } | { lease?: Lease }> {
+    const { id, namespace, policy } = request;
+    if (policy.lock === false) return {};
+    this.metrics.lockWaits.inc({ namespace });
+    const deadline = Date.now() + policy.lock.waitMs;
+    while (Date.now() < deadline) {
+      await sleep(Math.min(LOCK_POLL_MS, Math.max(deadline - Date.now(), 1)));
+      const found = await this.store.readRemote(id);
+      if (found && Date.now() < found.meta.f) {
+        this.metrics.hit(namespace, 'l2');
+        return { value: { value: found.value as T, status: 'HIT', layer: 'l2' } };
+      }
+      const attempt = await this.store.l2.acquire(id, token, policy.lock.ttlMs);
+      if (!attempt) return {}; // Redis went away: load without a lease
+      if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt } };
+    }
+    return {};
+  }
+
+  private staleOf<T>(request: LoadRequest<T>, entry: StoredValue, count = true): CacheLookup<T> {
+    if (count) this.metrics.staleServed.inc({ namespace: request.namespace });
+    return { value: entry.value as T, status: 'STALE', layer: entry.layer };
+  }
+
+  private refreshAllowed(id: string, now: number): boolean {
+    const until = this.backoffUntil.get(id);
+    if (until === undefined) return true;
+    if (now < until) return false;
+    this.backoffUntil.delete(id);
+    return true;
+  }
+
+  private warn(message: string): void {
+    const now = Date.now();
+    if (now - this.lastWarnAt < WARN_INTERVAL_MS) return;
+    this.lastWarnAt = now;
+    this.logger.warn(message);
+  }
+}
+
+/** `soft` rejects with SoftTimeout (serve stale), `hard` with CACHE_LOADER_TIMEOUT; the task keeps running. */
+async function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, hardMs: number | undefined, id: string): Promise<T> {
+  if (softMs === undefined && hardMs === undefined) return task;
+  const timers: NodeJS.Timeout[] = [];
+  const after = (ms: number, fail: () => unknown) =>
+    new Promise<never>((_, reject) => timers.push(setTimeout(() => reject(fail()), ms)));
+  try {
+    return await Promise.race([
+      task,
+      ...(softMs === undefined ? [] : [after(softMs, () => new SoftTimeout())]),
+      ...(hardMs === undefined
+        ? []
+        : [after(hardMs, () => new CacheError('CACHE_LOADER_TIMEOUT', `loader for ${id} took longer than ${hardMs} ms`))]),
+    ]);
+  } finally {
+    for (const timer of timers) clearTimeout(timer);
+  }
+}

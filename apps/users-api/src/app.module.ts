@@ -4,7 +4,9 @@ import { CacheModule } from '@cachekit/cache';
 import { USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
 import { APP_CONFIG, type AppConfig } from './config/app.config.js';
 import { USERS_NAMESPACE } from './users/users.cache-keys.js';
+import { LeaderboardsModule } from './leaderboards/leaderboards.module.js';
 import { UsersModule } from './users/users.module.js';
+import { VisitorsModule } from './visitors/visitors.module.js';
 
 @Module({})
 export class AppModule {
@@ -31,6 +33,8 @@ export class AppModule {
           namespaces: { [USERS_NAMESPACE]: { ttl: config.usersCacheTtlMs } },
         }),
         UsersModule,
+        LeaderboardsModule,
+        VisitorsModule,
       ],
       providers: [{ provide: APP_CONFIG, useValue: config }],
       exports: [APP_CONFIG],

@@ -119,9 +119,10 @@ export class LoadCoordinator {
       }
     }
     if (lease) {
-      // The previous holder may have filled the entry between our read and our lock.
+      // The previous holder may have filled the entry between our read and our lock
+      // (for a refresh: with a value newer than the one being refreshed).
       const filled = await this.store.readRemote(id);
-      if (filled && Date.now() < filled.meta.f) {
+      if (filled && Date.now() < filled.meta.f && filled.meta.c > (stale?.meta.c ?? -1)) {
         await this.store.l2.releaseLease(id, token);
         this.metrics.hit(namespace, 'l2');
         return { value: filled.value as T, status: 'HIT', layer: 'l2' };

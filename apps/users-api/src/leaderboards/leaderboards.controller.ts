@@ -1,0 +1,51 @@
+import { Body, Controller, Get, Inject, NotFoundException, Param, Post, Query } from '@nestjs/common';
+import { CacheRuntime, Leaderboard, type RankedMember } from '@cachekit/cache';
+import { unlessRedisUnavailable } from '../common/redis-unavailable.js';
+import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
+import {
+  addScoreSchema,
+  type AddScoreInput,
+  boardParamsSchema,
+  type BoardParams,
+  memberParamsSchema,
+  type MemberParams,
+  topQuerySchema,
+  type TopQuery,
+} from './leaderboards.schemas.js';
+
+/** Boards are created by their first score; one left without writes this long disappears from Redis. */
+const LEADERBOARD_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+
+@Controller('leaderboards/:board')
+export class LeaderboardsController {
+  constructor(@Inject(CacheRuntime) private readonly runtime: CacheRuntime) {}
+
+  /** Sets the member's score (replacing an earlier one) and answers with its new rank. */
+  @Post('scores')
+  addScore(
+    @Param(new ZodValidationPipe(boardParamsSchema)) { board }: BoardParams,
+    @Body(new ZodValidationPipe(addScoreSchema)) { member, score }: AddScoreInput,
+  ): Promise<RankedMember> {
+    return unlessRedisUnavailable(() => this.leaderboard(board).add(member, score));
+  }
+
+  /** Best first; a board nobody has scored on yet is an empty list. */
+  @Get('top')
+  top(
+    @Param(new ZodValidationPipe(boardParamsSchema)) { board }: BoardParams,
+    @Query(new ZodValidationPipe(topQuerySchema)) { limit }: TopQuery,
+  ): Promise<RankedMember[]> {
+    return unlessRedisUnavailable(() => this.leaderboard(board).top(limit));
+  }
+
+  @Get('members/:member')
+  async member(@Param(new ZodValidationPipe(memberParamsSchema)) { board, member }: MemberParams): Promise<RankedMember> {
+    const standing = await unlessRedisUnavailable(() => this.leaderboard(board).rankOf(member));
+    if (!standing) throw new NotFoundException(`${JSON.stringify(member)} has no score on board ${board}`);
+    return standing;
+  }
+
+  private leaderboard(board: string): Leaderboard {
+    return new Leaderboard(this.runtime.redis, `${this.runtime.config.keyPrefix}~leaderboard:${board}`, { ttlMs: LEADERBOARD_TTL_MS });
+  }
+}

@@ -1,0 +1,107 @@
+import { Redis } from 'ioredis';
+import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
+import { HashCache } from './hash-cache.js';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+describe('HashCache against Redis', () => {
+  const prefix = uniquePrefix('hash_cache');
+  const redis = new Redis(REDIS_URL);
+  const users = new HashCache(redis, `${prefix}~hash:users:`, { ttlMs: 60_000 });
+  const keyOf = (id: string | number) => `${prefix}~hash:users:${id}`;
+
+  afterAll(async () => {
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('stores an object as one hash field per property and reads it back whole or by field', async () => {
+    const createdAt = new Date('2026-01-02T03:04:05.000Z');
+    await users.set(1, { name: 'Ann', age: 30, settings: { theme: 'dark' }, tags: ['a'], nothing: null, createdAt });
+    expect(await redis.hgetall(keyOf(1))).toEqual({
+      name: '"Ann"',
+      age: '30',
+      settings: '{"theme":"dark"}',
+      tags: '["a"]',
+      nothing: 'null',
+      createdAt: '{"$date":"2026-01-02T03:04:05.000Z"}',
+    });
+    expect(await users.get(1)).toEqual({ name: 'Ann', age: 30, settings: { theme: 'dark' }, tags: ['a'], nothing: null, createdAt });
+    expect(await users.getField(1, 'settings')).toEqual({ theme: 'dark' });
+    expect(await users.getField(1, 'createdAt')).toEqual(createdAt);
+    expect(await users.getField(1, 'nothing')).toBeNull();
+    expect(await users.getField(1, 'missing')).toBeUndefined();
+    const ttl = await redis.pttl(keyOf(1));
+    expect(ttl).toBeGreaterThan(59_000);
+    expect(ttl).toBeLessThanOrEqual(60_000);
+  });
+
+  it('answers undefined for an object that is not cached', async () => {
+    expect(await users.get('nobody')).toBeUndefined();
+    expect(await users.getField('nobody', 'name')).toBeUndefined();
+  });
+
+  it('replaces the whole object on set: fields the new object lacks are gone', async () => {
+    await users.set(2, { name: 'Bob', email: 'bob@example.com' });
+    await users.set(2, { name: 'Robert', skipped: undefined });
+    expect(await users.get(2)).toEqual({ name: 'Robert' });
+    expect(await redis.hkeys(keyOf(2))).toEqual(['name']);
+  });
+
+  it('treats setting an object with no fields as a delete', async () => {
+    await users.set(3, { name: 'Cid' });
+    await users.set(3, {});
+    expect(await redis.exists(keyOf(3))).toBe(0);
+    expect(await users.get(3)).toBeUndefined();
+  });
+
+  it('updates one field without rewriting the others and keeps the TTL', async () => {
+    const short = new HashCache(redis, `${prefix}~hash:short:`, { ttlMs: 5_000 });
+    await short.set(4, { name: 'Dee', visits: 1 });
+    await sleep(300);
+    const before = await redis.pttl(`${prefix}~hash:short:4`);
+    expect(await short.setField(4, 'visits', 2)).toBe(true);
+    const after = await redis.pttl(`${prefix}~hash:short:4`);
+    expect(after).toBeGreaterThan(0);
+    expect(after).toBeLessThanOrEqual(before);
+    expect(after).toBeLessThan(4_800);
+    expect(await short.get(4)).toEqual({ name: 'Dee', visits: 2 });
+  });
+
+  it('does not create a partial object when setField finds none', async () => {
+    expect(await users.setField(5, 'name', 'Eve')).toBe(false);
+    expect(await redis.exists(keyOf(5))).toBe(0);
+    expect(await users.get(5)).toBeUndefined();
+  });
+
+  it('reads a corrupt field as undefined and keeps the readable ones', async () => {
+    await users.set(6, { name: 'Fay', age: 40 });
+    await redis.hset(keyOf(6), 'age', '{not json');
+    expect(await users.getField(6, 'age')).toBeUndefined();
+    expect(await users.get(6)).toEqual({ name: 'Fay' });
+  });
+
+  it('keeps fields named __proto__ or constructor as plain data', async () => {
+    await redis.hset(keyOf(7), '__proto__', '{"polluted":true}', 'constructor', '{"prototype":{"polluted":true}}', 'name', '"Gus"');
+    const object = (await users.get(7)) as Record<string, unknown>;
+    expect(Object.getPrototypeOf(object)).toBe(Object.prototype);
+    expect((object as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(({} as { polluted?: unknown }).polluted).toBeUndefined();
+    expect(object.name).toBe('Gus');
+  });
+
+  it('deletes an object', async () => {
+    await users.set(8, { name: 'Hal' });
+    expect(await users.delete(8)).toBe(true);
+    expect(await users.delete(8)).toBe(false);
+    expect(await users.get(8)).toBeUndefined();
+  });
+
+  it('refuses bad arguments', async () => {
+    expect(() => new HashCache(redis, prefix, { ttlMs: 0 })).toThrow(RangeError);
+    await expect(users.set(9, [] as unknown as Record<string, unknown>)).rejects.toThrow(TypeError);
+    await expect(users.set(9, null as unknown as Record<string, unknown>)).rejects.toThrow(TypeError);
+    await expect(users.get('')).rejects.toThrow(TypeError);
+    await expect(users.get(NaN)).rejects.toThrow(TypeError);
+  });
+});

@@ -1,0 +1,109 @@
+import type { Redis } from 'ioredis';
+import { deserializeValue, serializeValue } from '../entry/serializer.js';
+import { execTransaction } from './transaction.js';
+
+// HSET leaves the key's TTL alone, so a field update keeps the object's expiry; the EXISTS
+// check stops it from creating a one-field object that would never expire.
+const SET_FIELD_IF_PRESENT = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1`;
+
+export interface HashCacheOptions {
+  /** How long an object lives after `set`; `setField` does not extend it. */
+  ttlMs: number;
+}
+
+export type HashObject = Record<string, unknown>;
+
+/**
+ * Objects cached as Redis hashes, one hash per id and one JSON value per field, so that a
+ * single field can be read or updated without moving the whole object.
+ *
+ * Ids are used as given: encode untrusted ones with `keyPart`. A field value that cannot be
+ * parsed (corrupt, or written by someone else) reads as `undefined`, never as an error.
+ */
+export class HashCache {
+  private readonly ttlMs: number;
+
+  constructor(
+    private readonly redis: Redis,
+    /** The full key prefix of this cache, e.g. `cache:~hash:users:`. */
+    readonly keyPrefix: string,
+    options: HashCacheOptions,
+  ) {
+    if (!(Number.isSafeInteger(options?.ttlMs) && options.ttlMs > 0)) {
+      throw new RangeError(`HashCache ttlMs must be a positive integer of milliseconds; got ${options?.ttlMs}`);
+    }
+    this.ttlMs = options.ttlMs;
+  }
+
+  /**
+   * Replaces the whole object in one MULTI: no reader sees old and new fields mixed, and
+   * fields the new object lacks are gone. Fields whose value is `undefined` are left out,
+   * as JSON does; an object with no fields left is simply deleted.
+   */
+  async set(id: string | number, object: HashObject): Promise<void> {
+    if (typeof object !== 'object' || object === null || Array.isArray(object)) {
+      throw new TypeError('HashCache.set takes a plain object');
+    }
+    const key = this.key(id);
+    const fields: string[] = [];
+    for (const [field, value] of Object.entries(object)) {
+      if (value !== undefined) fields.push(field, serializeValue(value));
+    }
+    const multi = this.redis.multi().del(key);
+    if (fields.length > 0) multi.hset(key, ...fields).pexpire(key, this.ttlMs);
+    await execTransaction(multi);
+  }
+
+  /** The whole object, or `undefined` when it is not cached. */
+  async get<T extends HashObject = HashObject>(id: string | number): Promise<T | undefined> {
+    const raw = await this.redis.hgetall(this.key(id));
+    // An empty reply means no such key: Redis never keeps an empty hash.
+    if (Object.keys(raw).length === 0) return undefined;
+    const entries: Array<[string, unknown]> = [];
+    for (const [field, text] of Object.entries(raw)) {
+      const value = parseField(text);
+      if (value !== undefined) entries.push([field, value]);
+    }
+    // fromEntries defines own properties, so a field named `__proto__` stays a plain field.
+    return Object.fromEntries(entries) as T;
+  }
+
+  /** One field, or `undefined` when the object or the field is not cached. */
+  async getField<T = unknown>(id: string | number, field: string): Promise<T | undefined> {
+    const text = await this.redis.hget(this.key(id), field);
+    return text === null ? undefined : (parseField(text) as T | undefined);
+  }
+
+  /**
+   * Updates one field of a cached object, keeping its TTL. Returns `false` (and writes
+   * nothing) when the object is not cached: a partial object must not pose as a whole one.
+   */
+  async setField(id: string | number, field: string, value: unknown): Promise<boolean> {
+    const updated = await this.redis.eval(SET_FIELD_IF_PRESENT, 1, this.key(id), field, serializeValue(value));
+    return updated === 1;
+  }
+
+  /** `true` when an object was cached. */
+  async delete(id: string | number): Promise<boolean> {
+    return (await this.redis.unlink(this.key(id))) === 1;
+  }
+
+  private key(id: string | number): string {
+    const valid = typeof id === 'string' ? id.length > 0 && id.length <= 1024 : Number.isFinite(id);
+    if (!valid) {
+      throw new TypeError(`a HashCache id must be a string of 1 to 1024 characters or a finite number; got ${String(id)}`);
+    }
+    return this.keyPrefix + String(id);
+  }
+}
+
+function parseField(text: string): unknown {
+  try {
+    return deserializeValue(text);
+  } catch {
+    return undefined;
+  }
+}

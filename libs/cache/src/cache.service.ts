@@ -4,8 +4,12 @@ import { DEFAULT_NAMESPACE } from './cache.constants.js';
 import { type CacheEntryOptions, type CachePolicy, entryMetaFor, resolvePolicy } from './cache.policy.js';
 import { CacheRuntime } from './cache.runtime.js';
 import type { EntryMeta } from './entry/envelope.js';
+import { type Duration, toMilliseconds } from './duration.js';
 import { type KeyPattern } from './keys/key-part.js';
 import type { CacheLookup } from './stampede/load-coordinator.js';
+import { HashCache } from './structures/hash-cache.js';
+import { Leaderboard } from './structures/leaderboard.js';
+import { UniqueCounter } from './structures/unique-counter.js';
 
 const NAMESPACE_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
 
@@ -100,6 +104,26 @@ export class CacheNamespace {
     this.runtime.loads.inflight.invalidateAll();
     this.runtime.metrics.invalidations.inc({ namespace: this.name, source: 'pattern' });
     return this.runtime.store.deleteMatching(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}${pattern.glob}`, pattern.toRegExp(prefix));
+  }
+
+  /** A leaderboard (one sorted set) of this namespace; with `ttl`, every write pushes its expiry out again. */
+  leaderboard(name: string, options: { ttl?: Duration } = {}): Leaderboard {
+    const ttlMs = options.ttl === undefined ? undefined : toMilliseconds(options.ttl, 'leaderboard ttl');
+    return new Leaderboard(this.runtime.redis, this.runtime.keys.structure('leaderboard', this.id(name)), { ttlMs });
+  }
+
+  /** Objects stored as Redis hashes: read or update one field without rewriting the object; the TTL is kept. */
+  hash(options: { ttl: Duration }): HashCache {
+    return new HashCache(this.runtime.redis, `${this.runtime.keys.structure('hash', this.name)}:`, {
+      ttlMs: toMilliseconds(options.ttl, 'hash ttl'),
+    });
+  }
+
+  /** A HyperLogLog per UTC day, each kept `retention` after its day ends. */
+  uniqueCounter(name: string, options: { retention: Duration }): UniqueCounter {
+    return new UniqueCounter(this.runtime.redis, `${this.runtime.keys.structure('unique', this.id(name))}:`, {
+      retentionMs: toMilliseconds(options.retention, 'unique counter retention'),
+    });
   }
 
   protected id(key: string): string {

@@ -1,5 +1,5 @@
-import { Body, Controller, Get, Inject, NotFoundException, Param, Post, Query } from '@nestjs/common';
-import { CacheRuntime, Leaderboard, type RankedMember } from '@cachekit/cache';
+import { Body, Controller, Get, NotFoundException, Param, Post, Query } from '@nestjs/common';
+import { CacheService, Leaderboard, type RankedMember } from '@cachekit/cache';
 import { unlessRedisUnavailable } from '../common/redis-unavailable.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import {
@@ -14,11 +14,11 @@ import {
 } from './leaderboards.schemas.js';
 
 /** Boards are created by their first score; one left without writes this long disappears from Redis. */
-const LEADERBOARD_TTL_MS = 30 * 24 * 60 * 60 * 1000;
+const LEADERBOARD_TTL = '30d';
 
 @Controller('leaderboards/:board')
 export class LeaderboardsController {
-  constructor(@Inject(CacheRuntime) private readonly runtime: CacheRuntime) {}
+  constructor(private readonly cache: CacheService) {}
 
   /** Sets the member's score (replacing an earlier one) and answers with its new rank. */
   @Post('scores')
@@ -46,6 +46,6 @@ export class LeaderboardsController {
   }
 
   private leaderboard(board: string): Leaderboard {
-    return new Leaderboard(this.runtime.redis, `${this.runtime.config.keyPrefix}~leaderboard:${board}`, { ttlMs: LEADERBOARD_TTL_MS });
+    return this.cache.namespace('leaderboards').leaderboard(board, { ttl: LEADERBOARD_TTL });
   }
 }

@@ -1,5 +1,5 @@
-import { Body, Controller, Get, HttpCode, Inject, Param, Post, Query } from '@nestjs/common';
-import { CacheRuntime, UniqueCounter } from '@cachekit/cache';
+import { Body, Controller, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { CacheService, UniqueCounter } from '@cachekit/cache';
 import { unlessRedisUnavailable } from '../common/redis-unavailable.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import {
@@ -12,7 +12,7 @@ import {
 } from './visitors.schemas.js';
 
 /** How long each day's count of a page stays readable after that day (UTC) ends. */
-const VISITORS_RETENTION_MS = 31 * 24 * 60 * 60 * 1000;
+const VISITORS_RETENTION = '31d';
 
 export interface PageVisitors {
   page: string;
@@ -24,7 +24,7 @@ export interface PageVisitors {
 
 @Controller('pages/:page')
 export class VisitorsController {
-  constructor(@Inject(CacheRuntime) private readonly runtime: CacheRuntime) {}
+  constructor(private readonly cache: CacheService) {}
 
   /** Counts the visitor once per UTC day, however often they come back. */
   @Post('visits')
@@ -48,8 +48,6 @@ export class VisitorsController {
   }
 
   private visitors(page: string): UniqueCounter {
-    return new UniqueCounter(this.runtime.redis, `${this.runtime.config.keyPrefix}~unique:visitors:${page}:`, {
-      retentionMs: VISITORS_RETENTION_MS,
-    });
+    return this.cache.namespace('visitors').uniqueCounter(page, { retention: VISITORS_RETENTION });
   }
 }

@@ -25,6 +25,11 @@ export class RedisKeys {
     return `${this.prefix}~tagts:${tagId}`;
   }
 
+  /** a Redis structure (leaderboard, hash, unique counter) of one namespace */
+  structure(kind: string, id: string): string {
+    return `${this.prefix}~${kind}:${id}`;
+  }
+
   /** the L1 invalidation bus */
   busChannel(): string {
     return `${this.prefix}~bus`;

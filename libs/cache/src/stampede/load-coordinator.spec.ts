@@ -34,14 +34,14 @@ describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
       await sleep(100);
       return ++version;
     };
-    const options = { ttl: 100, grace: '10s' };
+    const options = { ttl: 300, grace: '10s' } as const;
     expect(await cache.getOrSet('swr', loader, options)).toBe(1);
-    await sleep(150);
+    await sleep(350);
     const started = Date.now();
     const lookups = await Promise.all(Array.from({ length: 20 }, () => cache.getOrSetWithStatus('swr', loader, options)));
     expect(Date.now() - started).toBeLessThan(50);
     expect(lookups.every((l) => l.status === 'STALE' && l.value === 1)).toBe(true);
-    await sleep(200);
+    await sleep(150);
     expect(version).toBe(2);
     expect(await cache.getOrSetWithStatus('swr', loader, options)).toEqual({ value: 2, status: 'HIT', layer: 'l1' });
   });
@@ -55,7 +55,7 @@ describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
       if (failing) throw new Error('database down');
       return 'good';
     };
-    const options = { ttl: 50, grace: '1m', failSafeBackoff: 300 };
+    const options = { ttl: 50, grace: '1m', failSafeBackoff: 300 } as const;
     await cache.getOrSet('fs', loader, options);
     failing = true;
     calls = 0;
@@ -82,7 +82,7 @@ describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
 
   it('soft timeout: with stale at hand, a slow loader is not waited for, and its value lands later', async () => {
     const { cache } = await makeCache();
-    const options = { ttl: 200, grace: '1m', staleWhileRevalidate: false, timeout: { soft: 50 } };
+    const options = { ttl: 200, grace: '1m', staleWhileRevalidate: false, timeout: { soft: 50 } } as const;
     await cache.getOrSet('soft', async () => 'old', options);
     await sleep(250);
     const started = Date.now();

@@ -30,7 +30,11 @@ export class AppModule {
           keyPrefix: config.cacheKeyPrefix,
           defaultTtl: config.cacheDefaultTtlMs,
           l1: { maxItems: config.cacheL1MaxItems, maxBytes: config.cacheL1MaxBytes },
-          namespaces: { [USERS_NAMESPACE]: { ttl: config.usersCacheTtlMs } },
+          namespaces: {
+            // Stampede protection for the hot read: the Redis lock on misses, XFetch early refresh,
+            // and a minute of grace (stale-while-revalidate, fail-safe when PostgreSQL fails).
+            [USERS_NAMESPACE]: { ttl: config.usersCacheTtlMs, grace: '1m', xfetch: { beta: 1 }, lock: { ttl: '10s', wait: '5s' } },
+          },
         }),
         UsersModule,
         LeaderboardsModule,

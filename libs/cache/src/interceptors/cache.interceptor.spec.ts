@@ -19,6 +19,7 @@ import { CacheEvict } from '../decorators/cache-evict.decorator.js';
 import { Cacheable } from '../decorators/cacheable.decorator.js';
 
 const calls: Record<string, number> = {};
+let flakyFails = false;
 const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
 
 @Controller('things')
@@ -53,6 +54,14 @@ class ThingsController {
   refused() {
     count('refused');
     throw new BadRequestException('no');
+  }
+
+  @Get('flaky')
+  @Cacheable({ ttl: 50, grace: '1m', failSafeBackoff: 300 })
+  flaky() {
+    count('flaky');
+    if (flakyFails) throw new Error('database down');
+    return { ok: true };
   }
 
   @Get('empty')
@@ -146,6 +155,27 @@ describe('CacheInterceptor over HTTP', () => {
     await http.get('/things/empty').expect(200);
     await http.get('/things/empty').expect(200);
     expect(calls.empty).toBe(2);
+  });
+
+  it('serves 200 with X-Cache: STALE while the handler fails, retrying it at most once per backoff', async () => {
+    const http = await start();
+    await http.get('/things/flaky').expect(200);
+    flakyFails = true;
+    try {
+      await new Promise((r) => setTimeout(r, 80));
+      calls.flaky = 0;
+      const started = Date.now();
+      while (Date.now() - started < 1000) {
+        const response = await http.get('/things/flaky').expect(200);
+        expect(response.headers['x-cache']).toBe('STALE');
+        expect(response.body).toEqual({ ok: true });
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      expect(calls.flaky).toBeGreaterThanOrEqual(3);
+      expect(calls.flaky).toBeLessThanOrEqual(Math.ceil(1000 / 300) + 1);
+    } finally {
+      flakyFails = false;
+    }
   });
 
   it('evicts after a successful @CacheEvict handler', async () => {

@@ -13,8 +13,13 @@ export interface CacheModuleOptions {
   defaultTtl?: Duration;
   /** TTL of a cached "not found" (`null`). `0` turns negative caching off. Default `'5s'`. */
   negativeTtl?: Duration;
-  /** The in-process L1; `false` turns it off. */
+  /**
+   * The in-process L1; `false` turns it off. `maxTtl` caps how long an entry stays in L1, which
+   * bounds how stale it can be if an invalidation message from another instance is lost.
+   */
   l1?: false | { maxItems?: number; maxBytes?: number; maxTtl?: Duration };
+  /** Keep the L1 of every instance coherent over Redis pub/sub. Default `true`. */
+  bus?: boolean;
   /** Bound on every Redis command, so a slow Redis never holds a request. Default `'250ms'`. */
   commandTimeout?: Duration;
   /** How long start-up waits for Redis before it goes on without L2. Default `'2s'`. */
@@ -29,6 +34,7 @@ export interface CacheConfig {
   defaultTtlMs: number;
   negativeTtlMs: number;
   l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number };
+  bus: boolean;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
   namespaces: Record<string, NamespaceDefaults>;
@@ -57,10 +63,11 @@ const schema = z.object({
       z.object({
         maxItems: z.number().int().positive().default(10_000),
         maxBytes: z.number().int().positive().default(64 * 1024 * 1024),
-        maxTtl: duration.default(60_000),
+        maxTtl: duration.default(10_000),
       }),
     ])
-    .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 60_000 }),
+    .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 10_000 }),
+  bus: z.boolean().default(true),
   commandTimeout: duration.default(250),
   connectTimeout: duration.default(2_000),
   namespaces: z
@@ -96,6 +103,7 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     defaultTtlMs: o.defaultTtl,
     negativeTtlMs: o.negativeTtl,
     l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl },
+    bus: o.bus,
     commandTimeoutMs: o.commandTimeout,
     connectTimeoutMs: o.connectTimeout,
     namespaces: o.namespaces as Record<string, NamespaceDefaults>,

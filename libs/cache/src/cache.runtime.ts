@@ -2,6 +2,7 @@ import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleIn
 import { Redis } from 'ioredis';
 import { CACHE_CONFIG } from './cache.constants.js';
 import type { CacheConfig } from './cache.options.js';
+import { InvalidationBus, type InvalidationMessage } from './invalidation/invalidation-bus.js';
 import { RedisKeys } from './keys/redis-keys.js';
 import { MemoryLayer } from './layers/memory.layer.js';
 import { RedisLayer } from './layers/redis.layer.js';
@@ -18,6 +19,8 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   readonly store: TwoLevelStore;
   readonly metrics: CacheMetrics;
   readonly loads: LoadCoordinator;
+  /** absent when the module runs without L1 or with `bus: false` */
+  readonly bus?: InvalidationBus;
   private readonly ownsRedis: boolean;
 
   constructor(@Inject(CACHE_CONFIG) readonly config: CacheConfig) {
@@ -41,12 +44,26 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     }
     const l1 = config.l1 ? new MemoryLayer(config.l1) : undefined;
     this.keys = new RedisKeys(config.keyPrefix);
-    this.store = new TwoLevelStore(l1, new RedisLayer(this.redis, this.keys), config.l1 ? config.l1.maxTtlMs : 0);
+    if (l1 && config.bus) {
+      this.bus = new InvalidationBus(this.redis, this.keys.busChannel(), {
+        onMessage: (message) => this.applyRemoteInvalidation(message),
+        onResubscribed: () => {
+          this.logger.warn('invalidation bus reconnected: clearing L1, messages may have been missed');
+          this.store.clearLocal();
+          this.loads.inflight.invalidateAll();
+        },
+      });
+    }
+    const bus = this.bus;
+    this.store = new TwoLevelStore(l1, new RedisLayer(this.redis, this.keys), config.l1 ? config.l1.maxTtlMs : 0, (message) =>
+      bus ? bus.publish(message) : Promise.resolve(),
+    );
     this.metrics = new CacheMetrics(() => ({ entries: l1?.size ?? 0, bytes: l1?.bytes ?? 0 }));
     this.loads = new LoadCoordinator(this.store, this.metrics);
   }
 
   async onModuleInit(): Promise<void> {
+    await this.bus?.start();
     if (!this.ownsRedis) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -62,8 +79,19 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    await this.bus?.stop();
     if (!this.ownsRedis) return;
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
+  }
+
+  private applyRemoteInvalidation(message: InvalidationMessage): void {
+    this.store.applyRemote(message);
+    if (message.ids?.length) this.loads.inflight.invalidate(message.ids);
+    if (message.tags?.length || message.globs?.length) this.loads.inflight.invalidateAll();
+    const namespaces = [...(message.ids ?? []), ...(message.tags ?? []), ...(message.globs ?? [])].map(
+      (id) => id.slice(0, id.indexOf(':')).replace(/\\/g, ''),
+    );
+    for (const namespace of new Set(namespaces)) this.metrics.invalidations.inc({ namespace, source: 'bus' });
   }
 }

@@ -5,7 +5,7 @@ import { type CacheEntryOptions, type CachePolicy, entryMetaFor, resolvePolicy }
 import { CacheRuntime } from './cache.runtime.js';
 import type { EntryMeta } from './entry/envelope.js';
 import { type Duration, toMilliseconds } from './duration.js';
-import { type KeyPattern } from './keys/key-part.js';
+import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { CacheLookup } from './stampede/load-coordinator.js';
 import { HashCache } from './structures/hash-cache.js';
 import { Leaderboard } from './structures/leaderboard.js';
@@ -103,7 +103,7 @@ export class CacheNamespace {
     const prefix = `${this.name}:`;
     this.runtime.loads.inflight.invalidateAll();
     this.runtime.metrics.invalidations.inc({ namespace: this.name, source: 'pattern' });
-    return this.runtime.store.deleteMatching(`${prefix.replace(/[*?[\]\\]/g, '\\$&')}${pattern.glob}`, pattern.toRegExp(prefix));
+    return this.runtime.store.deleteMatching(escapeGlob(prefix) + pattern.glob);
   }
 
   /** A leaderboard (one sorted set) of this namespace; with `ttl`, every write pushes its expiry out again. */

@@ -1,4 +1,6 @@
 import type { EntryMeta } from '../entry/envelope.js';
+import type { InvalidationMessage } from '../invalidation/invalidation-bus.js';
+import { KeyPattern } from '../keys/key-part.js';
 import { deserializeValue, encodeEnvelope, serializeValue } from '../entry/serializer.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
 import type { Lease, RedisLayer } from './redis.layer.js';
@@ -19,12 +21,14 @@ interface SlidingItem extends MemoryItem {
 /**
  * Reads go L1 then L2 (an L2 hit is promoted into L1 with its remaining TTL); writes go to both.
  * Entries are returned until their hard expiry; whether they are still fresh is the caller's call.
+ * Every change is announced through `announce` (the bus), so other instances drop their L1 copy.
  */
 export class TwoLevelStore {
   constructor(
     readonly l1: MemoryLayer | undefined,
     readonly l2: RedisLayer,
     private readonly l1MaxTtlMs: number,
+    private readonly announce: (message: InvalidationMessage) => Promise<void> = async () => undefined,
   ) {}
 
   readLocal(id: string, now = Date.now()): StoredValue | undefined {
@@ -54,6 +58,7 @@ export class TwoLevelStore {
     const raw = serializeValue(value);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
     await this.l2.set(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t);
+    await this.announce({ ids: [id] });
   }
 
   /**
@@ -68,6 +73,7 @@ export class TwoLevelStore {
       if (landed === false) return false;
     }
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
+    await this.announce({ ids: [id] });
     return true;
   }
 
@@ -83,20 +89,37 @@ export class TwoLevelStore {
 
   async delete(ids: readonly string[]): Promise<number> {
     this.deleteLocal(ids);
-    return this.l2.delete(ids);
+    const deleted = await this.l2.delete(ids);
+    await this.announce({ ids: [...ids] });
+    return deleted;
   }
 
   async invalidateTags(tagIds: readonly string[]): Promise<number> {
     this.l1?.deleteTagged(tagIds);
     let deleted = 0;
     for (const tag of tagIds) deleted += await this.l2.invalidateTag(tag);
+    await this.announce({ tags: [...tagIds] });
     return deleted;
   }
 
-  /** `idGlob` matches entry ids in Redis; `localPattern` the same ids in L1. */
-  async deleteMatching(idGlob: string, localPattern: RegExp): Promise<number> {
-    this.l1?.deleteMatching(localPattern);
-    return this.l2.deleteMatching(idGlob);
+  /** Deletes the entries whose id matches `idGlob` (a Redis glob), in both levels. */
+  async deleteMatching(idGlob: string): Promise<number> {
+    this.l1?.deleteMatching(KeyPattern.fromTrusted(idGlob).toRegExp());
+    const deleted = await this.l2.deleteMatching(idGlob);
+    await this.announce({ globs: [idGlob] });
+    return deleted;
+  }
+
+  /** Another instance changed these: drop our L1 copies. */
+  applyRemote(message: InvalidationMessage): void {
+    if (!this.l1) return;
+    for (const id of message.ids ?? []) this.l1.delete(id);
+    if (message.tags?.length) this.l1.deleteTagged(message.tags);
+    for (const glob of message.globs ?? []) this.l1.deleteMatching(KeyPattern.fromTrusted(glob).toRegExp());
+  }
+
+  clearLocal(): void {
+    this.l1?.clear();
   }
 
   private setLocal(id: string, item: MemoryItem, now: number): void {

@@ -246,7 +246,8 @@ async function main(): Promise<void> {
 
     const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown';
     const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-    console.log(`\nnode ${process.version}, ${os.availableParallelism()} cores (${cpu}), Redis ${redisVersion} at ${REDIS_URL}`);
+    const cores = os.availableParallelism();
+    console.log(`\nnode ${process.version}, ${cores} cores (${cpu}), Redis ${redisVersion} at ${REDIS_URL}`);
     console.log(
       `value: a user record, ${payload.length} bytes as stored in Redis; ` +
         `median of ${SAMPLES} interleaved ${SAMPLE_MS} ms samples per case\n`,

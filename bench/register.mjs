@@ -1,5 +1,5 @@
 // Runs the TypeScript sources under plain Node (ESM): `node --import ./bench/register.mjs bench/x.bench.ts`.
-// Each .ts file is transpiled on its own with the installed `typescript` (no type checking; `npm run typecheck` does that).
+// Each .ts file is transpiled on its own by the installed `typescript`; `npm run typecheck` does the type checking.
 import { existsSync, readFileSync } from 'node:fs';
 import { register } from 'node:module';
 import { fileURLToPath } from 'node:url';

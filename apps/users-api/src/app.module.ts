@@ -1,9 +1,10 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CacheModule } from '@cachekit/cache';
-import { USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
+import { CacheCdcModule, CacheModule } from '@cachekit/cache';
+import { USERS_CDC_CHANNEL, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
 import { APP_CONFIG, type AppConfig } from './config/app.config.js';
 import { USERS_NAMESPACE } from './users/users.cache-keys.js';
+import { usersCdcMap, usersCdcResync } from './users/users.cdc.js';
 import { LeaderboardsModule } from './leaderboards/leaderboards.module.js';
 import { UsersModule } from './users/users.module.js';
 import { VisitorsModule } from './visitors/visitors.module.js';
@@ -35,6 +36,12 @@ export class AppModule {
             // and a minute of grace (stale-while-revalidate, fail-safe when PostgreSQL fails).
             [USERS_NAMESPACE]: { ttl: config.usersCacheTtlMs, grace: '1m', xfetch: { beta: 1 }, lock: { ttl: '10s', wait: '5s' } },
           },
+        }),
+        CacheCdcModule.forRoot({
+          connectionString: config.databaseUrl,
+          channel: USERS_CDC_CHANNEL,
+          map: usersCdcMap,
+          resync: usersCdcResync,
         }),
         UsersModule,
         LeaderboardsModule,

@@ -75,6 +75,10 @@ const schema = z.object({
     .default({})
     .superRefine((namespaces, ctx) => {
       for (const [name, defaults] of Object.entries(namespaces)) {
+        if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(name)) {
+          ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid namespace name' });
+          continue;
+        }
         try {
           resolvePolicy({}, defaults as NamespaceDefaults);
         } catch (error) {

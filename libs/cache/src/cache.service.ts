@@ -1,11 +1,12 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CacheError } from './cache.errors.js';
 import { DEFAULT_NAMESPACE } from './cache.constants.js';
-import { type CacheEntryOptions, type CachePolicy, entryMetaFor, resolvePolicy } from './cache.policy.js';
+import { type CacheEntryOptions, type CachePolicy, entryMetaFor, type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { CacheRuntime } from './cache.runtime.js';
 import type { EntryMeta } from './entry/envelope.js';
 import { type Duration, toMilliseconds } from './duration.js';
 import { escapeGlob, type KeyPattern } from './keys/key-part.js';
+import type { InvalidationSource } from './metrics/cache.metrics.js';
 import type { CacheLookup } from './stampede/load-coordinator.js';
 import { HashCache } from './structures/hash-cache.js';
 import { Leaderboard } from './structures/leaderboard.js';
@@ -26,7 +27,7 @@ export class CacheNamespace {
     if (!NAMESPACE_PATTERN.test(name)) {
       throw new CacheError('CACHE_INVALID_KEY', `namespace must match ${NAMESPACE_PATTERN}; got ${JSON.stringify(name)}`);
     }
-    this.defaultPolicy = resolvePolicy({}, runtime.config.namespaces[name]);
+    this.defaultPolicy = resolvePolicy({}, this.defaults());
   }
 
   /** A handle on another namespace of the same cache. */
@@ -61,10 +62,36 @@ export class CacheNamespace {
   }
 
   async delete(...keys: string[]): Promise<number> {
-    const ids = keys.map((key) => this.id(key));
-    this.runtime.loads.inflight.invalidate(ids);
-    this.runtime.metrics.invalidations.inc({ namespace: this.name, source: 'api' }, ids.length);
-    return this.runtime.store.delete(ids);
+    return this.invalidate({ keys });
+  }
+
+  /**
+   * Removes keys, tags and patterns of this namespace in one call; `source` labels the
+   * `cache_invalidations_total` series. Answers how many entries went.
+   */
+  async invalidate(
+    what: { keys?: readonly string[]; tags?: readonly string[]; patterns?: readonly KeyPattern[] },
+    source: InvalidationSource = 'api',
+  ): Promise<number> {
+    const { store, loads, metrics } = this.runtime;
+    let deleted = 0;
+    if (what.keys?.length) {
+      const ids = what.keys.map((key) => this.id(key));
+      loads.inflight.invalidate(ids);
+      metrics.invalidations.inc({ namespace: this.name, source }, ids.length);
+      deleted += await store.delete(ids);
+    }
+    if (what.tags?.length) {
+      loads.inflight.invalidateAll();
+      metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'tag' : source }, what.tags.length);
+      deleted += await store.invalidateTags(what.tags.map((tag) => this.id(tag)));
+    }
+    for (const pattern of what.patterns ?? []) {
+      loads.inflight.invalidateAll();
+      metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'pattern' : source });
+      deleted += await store.deleteMatching(escapeGlob(`${this.name}:`) + pattern.glob);
+    }
+    return deleted;
   }
 
   /** Cache-aside: the cached value, or the loader's (stored before it is returned). */
@@ -88,11 +115,12 @@ export class CacheNamespace {
     });
   }
 
-  /** Removes every entry of these tags (of this namespace), in both levels. */
+  /**
+   * Removes every entry of these tags (of this namespace), in both levels, through the tag index:
+   * the cost grows with the entries of the tags, not with the size of Redis.
+   */
   async invalidateTags(...tags: string[]): Promise<number> {
-    this.runtime.loads.inflight.invalidateAll();
-    this.runtime.metrics.invalidations.inc({ namespace: this.name, source: 'tag' }, tags.length);
-    return this.runtime.store.invalidateTags(tags.map((tag) => this.id(tag)));
+    return this.invalidate({ tags });
   }
 
   /**
@@ -100,10 +128,7 @@ export class CacheNamespace {
    * Build the pattern with the `glob` tag so that only your own wildcards act as wildcards.
    */
   async invalidatePattern(pattern: KeyPattern): Promise<number> {
-    const prefix = `${this.name}:`;
-    this.runtime.loads.inflight.invalidateAll();
-    this.runtime.metrics.invalidations.inc({ namespace: this.name, source: 'pattern' });
-    return this.runtime.store.deleteMatching(escapeGlob(prefix) + pattern.glob);
+    return this.invalidate({ patterns: [pattern] });
   }
 
   /** A leaderboard (one sorted set) of this namespace; with `ttl`, every write pushes its expiry out again. */
@@ -137,10 +162,15 @@ export class CacheNamespace {
     if (Object.keys(options).length === 0) return this.defaultPolicy;
     let policy = this.policies.get(options);
     if (!policy) {
-      policy = resolvePolicy(options, this.runtime.config.namespaces[this.name]);
+      policy = resolvePolicy(options, this.defaults());
       this.policies.set(options, policy);
     }
     return policy;
+  }
+
+  private defaults(): NamespaceDefaults | undefined {
+    const { namespaces } = this.runtime.config;
+    return Object.hasOwn(namespaces, this.name) ? namespaces[this.name] : undefined;
   }
 
   private metaFor<T>(value: T, policy: CachePolicy, now: number, loadMs: number): EntryMeta | undefined {

@@ -25,3 +25,8 @@ export { HashCache } from './structures/hash-cache.js';
 export type { HashCacheOptions, HashObject } from './structures/hash-cache.js';
 export { UniqueCounter } from './structures/unique-counter.js';
 export type { UniqueCounterOptions } from './structures/unique-counter.js';
+export { CacheCdcModule } from './invalidation/cdc/cache-cdc.module.js';
+export { CACHE_CDC_OPTIONS } from './invalidation/cdc/cache-cdc.module-definition.js';
+export { PgNotifyListener } from './invalidation/cdc/pg-notify.listener.js';
+export type { CacheCdcOptions, CdcInvalidation, CdcNotification } from './invalidation/cdc/cache-cdc.options.js';
+export type { InvalidationSource } from './metrics/cache.metrics.js';

@@ -1,4 +1,5 @@
 import { CreateUsers1764115200000 } from './migrations/1764115200000-create-users.js';
+import { UsersNotifyTrigger1764115300000 } from './migrations/1764115300000-users-notify-trigger.js';
 import { User } from './user.entity.js';
 
 export { User } from './user.entity.js';
@@ -6,7 +7,10 @@ export type { UserSettings } from './user.entity.js';
 
 export const USERS_DOMAIN_ENTITIES = [User];
 /** In order; run on start-up by every app that owns the schema. */
-export const USERS_DOMAIN_MIGRATIONS = [CreateUsers1764115200000];
+export const USERS_DOMAIN_MIGRATIONS = [CreateUsers1764115200000, UsersNotifyTrigger1764115300000];
+
+/** The NOTIFY channel of the users trigger (CDC invalidation). */
+export const USERS_CDC_CHANNEL = 'cache_invalidation';
 
 /** PostgreSQL's unique_violation SQLSTATE. */
 export const PG_UNIQUE_VIOLATION = '23505';

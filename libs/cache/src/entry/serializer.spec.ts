@@ -1,4 +1,4 @@
-import { decodeEnvelope, deserializeValue, encodeEnvelope, serializeValue } from './serializer.js';
+import { decodeEnvelope, deserializeValue, encodeEnvelope, serializedValueOf, serializeValue } from './serializer.js';
 
 describe('serializer', () => {
   it('keeps Date values, nested and in arrays', () => {
@@ -27,5 +27,12 @@ describe('serializer', () => {
     expect(decodeEnvelope('"just a string"')).toBeUndefined();
     expect(decodeEnvelope('{"value":1}')).toBeUndefined();
     expect(decodeEnvelope('{"v":1,"c":"yesterday","f":2,"h":3,"d":4}')).toBeUndefined();
+  });
+
+  it('takes the serialized value back out of an envelope without parsing it', () => {
+    const value = serializeValue({ at: new Date(0), tags: [',"v":'] });
+    const text = encodeEnvelope({ c: 1, f: 2, h: 3, d: 4, t: ['x,"v":y'] }, value);
+    expect(serializedValueOf(text)).toBe(value);
+    expect(serializedValueOf('{"v":1,"c":1,"f":2,"h":3,"d":4}')).toBeUndefined();
   });
 });

@@ -106,17 +106,21 @@ export class RedisLayer {
     readonly keys: RedisKeys,
   ) {}
 
-  /** The envelope at `id`; a value that is not an envelope is deleted and reads as a miss. */
-  async get(id: string): Promise<CacheEnvelope | undefined> {
+  /**
+   * The envelope at `id`, with its text; a value that is not an envelope is deleted and reads
+   * as a miss.
+   */
+  async get(id: string): Promise<{ envelope: CacheEnvelope; text: string } | undefined> {
     const key = this.keys.entry(id);
-    const raw = await this.guard('GET', () => this.redis.get(key), null);
-    if (raw === null) return undefined;
-    const envelope = decodeEnvelope(raw);
+    const text = await this.guard('GET', () => this.redis.get(key), null);
+    if (text === null) return undefined;
+    const envelope = decodeEnvelope(text);
     if (!envelope) {
       this.logger.warn(`removed an unreadable value at ${key}`);
       await this.guard('UNLINK', () => this.redis.unlink(key), 0);
+      return undefined;
     }
-    return envelope;
+    return { envelope, text };
   }
 
   async exists(id: string): Promise<boolean> {

@@ -1,7 +1,7 @@
 import type { EntryMeta } from '../entry/envelope.js';
 import type { InvalidationMessage } from '../invalidation/invalidation-bus.js';
 import { KeyPattern } from '../keys/key-part.js';
-import { deserializeValue, encodeEnvelope, serializeValue } from '../entry/serializer.js';
+import { deserializeValue, encodeEnvelope, serializedValueOf, serializeValue } from '../entry/serializer.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
 import type { Lease, RedisLayer } from './redis.layer.js';
 
@@ -39,17 +39,19 @@ export class TwoLevelStore {
   }
 
   async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
-    const envelope = await this.l2.get(id);
-    if (!envelope) return undefined;
-    const { v: value, ...meta } = envelope;
+    const found = await this.l2.get(id);
+    if (!found) return undefined;
+    const { v: value, ...meta } = found.envelope;
     if (meta.s !== undefined) {
       // The key still exists in Redis, so its sliding window has not run out: extend it.
       meta.f = Math.min(now + meta.s, meta.h);
       await this.l2.extend(id, meta.f);
     }
     if (now >= expiryOf(meta)) return undefined;
-    const item: SlidingItem = { meta, raw: serializeValue(value), l2ExpiresAt: meta.f };
-    this.setLocal(id, item, now);
+    if (this.l1) {
+      const raw = serializedValueOf(found.text) ?? serializeValue(value);
+      this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
+    }
     return { value, meta, layer: 'l2' };
   }
 

@@ -1,0 +1,13 @@
+import { type CdcInvalidation, type CdcNotification, glob } from '@cachekit/cache';
+import { USERS_LIST_TAG, USERS_NAMESPACE, userKey } from './users.cache-keys.js';
+
+/** What a change of a users row evicts, whoever made it (this API, another service, psql). */
+export function usersCdcMap(change: CdcNotification): CdcInvalidation | undefined {
+  if (change.table !== 'users') return undefined;
+  return { namespace: USERS_NAMESPACE, keys: [userKey(Number(change.id))], tags: [USERS_LIST_TAG] };
+}
+
+/** Everything the map covers, evicted after the LISTEN connection comes back. */
+export function usersCdcResync(): CdcInvalidation[] {
+  return [{ namespace: USERS_NAMESPACE, patterns: [glob`user:*`], tags: [USERS_LIST_TAG] }];
+}

@@ -1,0 +1,37 @@
+import type { Duration } from '../../duration.js';
+import type { KeyPattern } from '../../keys/key-part.js';
+
+/** What the trigger sends: ids only (a NOTIFY payload is limited to 8000 bytes). */
+export interface CdcNotification {
+  table: string;
+  op: 'INSERT' | 'UPDATE' | 'DELETE';
+  id: string | number;
+  /** when the row changed, epoch seconds (for `cdc_lag_seconds`) */
+  ts?: number;
+}
+
+/** What one notification, or a resync, evicts in one namespace. */
+export interface CdcInvalidation {
+  namespace: string;
+  keys?: readonly string[];
+  tags?: readonly string[];
+  patterns?: readonly KeyPattern[];
+}
+
+export interface CacheCdcOptions {
+  /** PostgreSQL URL: the listener holds one dedicated connection on it, never a pooled one. */
+  connectionString: string;
+  /** The NOTIFY channel the trigger sends on. Default `'cache_invalidation'`. */
+  channel?: string;
+  /** The keys and tags a change evicts; `undefined` or `[]` for none. */
+  map: (notification: CdcNotification) => CdcInvalidation | readonly CdcInvalidation[] | undefined;
+  /**
+   * Everything the map covers. NOTIFY has no replay, so after every reconnect this is evicted,
+   * so that changes made while the listener was away are not missed.
+   */
+  resync: () => readonly CdcInvalidation[];
+  /** Reconnect backoff bounds. Default `'100ms'` to `'5s'`. */
+  reconnect?: { minDelay?: Duration; maxDelay?: Duration };
+  /** Also resync on the first connection (the cache may predate this process). Default `false`. */
+  resyncOnStart?: boolean;
+}

@@ -18,6 +18,9 @@ describe('serializer', () => {
     expect(({} as Record<string, unknown>).polluted).toBeUndefined();
     expect(Object.assign({}, back).polluted).toBeUndefined();
     expect(Object.keys(back)).toEqual(['a']);
+    const escaped = deserializeValue('{"b":2,"\\u005f_proto__":{"polluted":true}}') as Record<string, unknown>;
+    expect(Object.keys(escaped)).toEqual(['b']);
+    expect(Object.assign({}, escaped).polluted).toBeUndefined();
   });
 
   it('round-trips an envelope and refuses corrupt or foreign values', () => {

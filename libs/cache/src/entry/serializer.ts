@@ -7,21 +7,25 @@ const PARSE_OPTIONS = { protoAction: 'remove', constructorAction: 'remove' } as 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
   // JSON.stringify has already called Date#toJSON on `value`; the holder still has the Date.
   const original = this[key];
-  return original instanceof Date ? { [DATE_TAG]: original.toISOString() } : value;
+  // Epoch ms rather than ISO text: `new Date(number)` is several times cheaper to revive.
+  return original instanceof Date ? { [DATE_TAG]: original.getTime() } : value;
 }
 
-function reviver(_key: string, value: unknown): unknown {
-  if (typeof value === 'object' && value !== null && !Array.isArray(value)) {
-    const tagged = (value as Record<string, unknown>)[DATE_TAG];
-    if (typeof tagged === 'string' && Object.keys(value).length === 1) {
-      const date = new Date(tagged);
-      if (!Number.isNaN(date.getTime())) return date;
-    }
+/** Turns every `{"$date": epochMs}` back into a Date, in place; faster than a JSON.parse reviver. */
+function reviveDates(node: unknown): unknown {
+  if (typeof node !== 'object' || node === null) return node;
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) node[i] = reviveDates(node[i]);
+    return node;
   }
-  return value;
+  const record = node as Record<string, unknown>;
+  const tagged = record[DATE_TAG];
+  if (typeof tagged === 'number' && Object.keys(record).length === 1) return new Date(tagged);
+  for (const key in record) record[key] = reviveDates(record[key]);
+  return record;
 }
 
-/** JSON that keeps `Date` values (as `{"$date": iso}`). */
+/** JSON that keeps `Date` values (as `{"$date": epochMs}`). */
 export function serializeValue(value: unknown): string {
   return JSON.stringify(value === undefined ? null : value, replacer);
 }
@@ -31,8 +35,11 @@ export function serializeValue(value: unknown): string {
  * dropped, so cached JSON can never reach an object's prototype.
  */
 export function deserializeValue(text: string): unknown {
-  // A reviver makes JSON.parse several times slower: only pay for it when a Date is in there.
-  return sjson.parse(text, text.includes(DATE_TAG) ? reviver : undefined, PARSE_OPTIONS);
+  // secure-json-parse scans with escape-aware regexes; text without any escape or either key cannot hold them.
+  const suspicious = text.includes('\\u') || text.includes('__proto__') || text.includes('constructor');
+  const parsed = suspicious ? sjson.parse(text, undefined, PARSE_OPTIONS) : JSON.parse(text);
+  // Only walk the value when a Date can be in there.
+  return text.includes(DATE_TAG) ? reviveDates(parsed) : parsed;
 }
 
 /** The L2 wire format: the envelope's metadata with the already serialized value spliced in. */

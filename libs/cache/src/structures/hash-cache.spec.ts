@@ -24,7 +24,7 @@ describe('HashCache against Redis', () => {
       settings: '{"theme":"dark"}',
       tags: '["a"]',
       nothing: 'null',
-      createdAt: '{"$date":"2026-01-02T03:04:05.000Z"}',
+      createdAt: `{"$date":${createdAt.getTime()}}`,
     });
     expect(await users.get(1)).toEqual({ name: 'Ann', age: 30, settings: { theme: 'dark' }, tags: ['a'], nothing: null, createdAt });
     expect(await users.getField(1, 'settings')).toEqual({ theme: 'dark' });

@@ -7,8 +7,22 @@ import { AppModule } from '../src/app.module.js';
 import { configureHttp } from '../src/common/http-setup.js';
 import { type AppConfig, loadConfig } from '../src/config/app.config.js';
 
-/** users-api as main.ts builds it, on its own database and key prefix. */
-export async function startUsersApi(label: string, overrides: Partial<AppConfig> = {}) {
+export type UsersApi = Awaited<ReturnType<typeof startInstance>>;
+
+/** One users-api instance as main.ts builds it, with the given configuration. */
+export async function startInstance(config: AppConfig) {
+  const moduleRef = await Test.createTestingModule({ imports: [AppModule.register(config)] }).compile();
+  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: ['error'] });
+  configureHttp(app);
+  await app.init();
+  return { app, config, http: () => request(app.getHttpServer()), close: () => app.close() };
+}
+
+/**
+ * A database and key prefix of its own (one per spec file), and `instances` users-api
+ * instances sharing them, as replicas behind a load balancer would.
+ */
+export async function startUsersApiCluster(label: string, instances: number, overrides: Partial<AppConfig> = {}) {
   const database = await createTestDatabase(label);
   const config: AppConfig = {
     ...loadConfig({}),
@@ -17,21 +31,26 @@ export async function startUsersApi(label: string, overrides: Partial<AppConfig>
     cacheKeyPrefix: uniquePrefix(label),
     ...overrides,
   };
-  const moduleRef = await Test.createTestingModule({ imports: [AppModule.register(config)] }).compile();
-  const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: ['error'] });
-  configureHttp(app);
-  await app.init();
+  const started: UsersApi[] = [];
+  for (let i = 0; i < instances; i++) started.push(await startInstance(config));
   const redis = new Redis(REDIS_URL);
   return {
-    app,
+    instances: started,
     config,
     redis,
-    http: () => request(app.getHttpServer()),
+    databaseUrl: database.url,
     async stop() {
-      await app.close();
+      for (const instance of started) await instance.close();
       await dropPrefix(redis, config.cacheKeyPrefix);
       await redis.quit();
       await database.drop();
     },
   };
+}
+
+/** One users-api instance on a database and key prefix of its own. */
+export async function startUsersApi(label: string, overrides: Partial<AppConfig> = {}) {
+  const cluster = await startUsersApiCluster(label, 1, overrides);
+  const [instance] = cluster.instances;
+  return { ...instance, redis: cluster.redis, stop: () => cluster.stop() };
 }

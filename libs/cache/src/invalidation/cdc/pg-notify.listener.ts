@@ -118,9 +118,9 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   }
 
   private async resync(): Promise<void> {
-    this.resyncs.inc();
     this.logger.log('resyncing: evicting everything the CDC map covers');
     await this.apply(this.options.resync());
+    this.resyncs.inc();
   }
 
   private async apply(invalidations: CdcInvalidation | readonly CdcInvalidation[] | undefined): Promise<void> {

@@ -1,0 +1,125 @@
+import { Test, type TestingModule } from '@nestjs/testing';
+import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
+import pg from 'pg';
+import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from '../../../../../test/support/services.js';
+import { CacheModule } from '../../cache.module.js';
+import { CacheRuntime } from '../../cache.runtime.js';
+import { CacheService } from '../../cache.service.js';
+import { glob } from '../../keys/key-part.js';
+import { CacheCdcModule } from './cache-cdc.module.js';
+import { PgNotifyListener } from './pg-notify.listener.js';
+
+async function eventually(limitMs: number, check: () => Promise<boolean> | boolean): Promise<void> {
+  const started = Date.now();
+  while (!(await check())) {
+    if (Date.now() - started > limitMs) throw new Error(`condition not met within ${limitMs} ms`);
+    await sleep(5);
+  }
+}
+
+describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
+  const prefix = uniquePrefix('cdc');
+  const redis = new Redis(REDIS_URL);
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let sql: pg.Client;
+  let moduleRef: TestingModule;
+  let things: ReturnType<CacheService['namespace']>;
+  let listener: PgNotifyListener;
+  let runtime: CacheRuntime;
+
+  const metric = async (name: string) => {
+    const line = (await runtime.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${name} `));
+    return Number(line?.split(' ')[1] ?? NaN);
+  };
+
+  beforeAll(async () => {
+    database = await createTestDatabase('cdc_listener');
+    sql = new pg.Client({ connectionString: database.url });
+    await sql.connect();
+    await sql.query(`
+      CREATE TABLE things (id int PRIMARY KEY, name text NOT NULL);
+      CREATE FUNCTION things_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        PERFORM pg_notify('cache_invalidation', json_build_object('table', TG_TABLE_NAME, 'op', TG_OP,
+          'id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END, 'ts', extract(epoch FROM clock_timestamp()))::text);
+        RETURN NULL;
+      END $$;
+      CREATE TRIGGER things_notify AFTER INSERT OR UPDATE OR DELETE ON things FOR EACH ROW EXECUTE FUNCTION things_notify();
+      INSERT INTO things SELECT g, 'v1' FROM generate_series(1, 20) g;`);
+    moduleRef = await Test.createTestingModule({
+      imports: [
+        CacheModule.forRoot({ isGlobal: true, redis: { url: REDIS_URL }, keyPrefix: prefix }),
+        CacheCdcModule.forRoot({
+          connectionString: database.url,
+          map: (change) => (change.table === 'things' ? { namespace: 'things', keys: [`thing:${change.id}`] } : undefined),
+          resync: () => [{ namespace: 'things', patterns: [glob`thing:*`] }],
+          reconnect: { minDelay: 50, maxDelay: 200 },
+        }),
+      ],
+    }).compile();
+    moduleRef.useLogger(false);
+    await moduleRef.init();
+    things = moduleRef.get(CacheService).namespace('things');
+    listener = moduleRef.get(PgNotifyListener);
+    runtime = moduleRef.get(CacheRuntime);
+    await eventually(5000, () => listener.up);
+  });
+
+  afterAll(async () => {
+    await moduleRef?.close();
+    await sql?.end();
+    await database?.drop();
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  const cacheAll = async (ids: number[]) => {
+    for (const id of ids) await things.set(`thing:${id}`, 'v1');
+  };
+
+  it('evicts the key of a row changed directly in SQL', async () => {
+    await cacheAll([1, 2]);
+    const before = await metric('cdc_notifications_total');
+    await sql.query(`UPDATE things SET name = 'v2' WHERE id = 1`);
+    await eventually(1000, async () => (await things.get('thing:1')) === undefined);
+    expect(await things.get('thing:2')).toBe('v1');
+    expect(await metric('cdc_notifications_total')).toBe(before + 1);
+    expect(await metric('cdc_lag_seconds')).toBeLessThan(1);
+    expect(await metric('cdc_listener_up')).toBe(1);
+  });
+
+  it('invalidates nothing for a transaction that rolled back', async () => {
+    await cacheAll([3]);
+    const before = await metric('cdc_notifications_total');
+    await sql.query('BEGIN');
+    await sql.query(`UPDATE things SET name = 'never' WHERE id = 3`);
+    await sql.query('ROLLBACK');
+    await sql.query(`UPDATE things SET name = 'v2' WHERE id = 4`); // a later commit: its NOTIFY proves delivery went on
+    await eventually(1000, async () => (await metric('cdc_notifications_total')) === before + 1);
+    expect(await things.get('thing:3')).toBe('v1');
+  });
+
+  it('ignores a payload that is not {table, op, id}', async () => {
+    await cacheAll([5]);
+    await sql.query(`NOTIFY cache_invalidation, 'not json'`);
+    await sql.query(`SELECT pg_notify('cache_invalidation', '{"table":"things"}')`);
+    await sleep(100);
+    expect(listener.up).toBe(true);
+    expect(await things.get('thing:5')).toBe('v1');
+  });
+
+  it('after its connection is killed, reconnects and resyncs, so changes made meanwhile are not missed', async () => {
+    const ids = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
+    await cacheAll(ids);
+    const resyncsBefore = await metric('cdc_resyncs_total');
+    const { rows } = await sql.query(
+      `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity WHERE application_name = 'cachekit-cdc' AND datname = current_database()`,
+    );
+    expect(rows).toHaveLength(1);
+    for (const id of ids) await sql.query(`UPDATE things SET name = 'v3' WHERE id = $1`, [id]);
+    await eventually(5000, () => listener.up && true);
+    await eventually(5000, async () => (await metric('cdc_resyncs_total')) === resyncsBefore + 1);
+    for (const id of ids) expect(await things.get(`thing:${id}`)).toBeUndefined();
+  });
+});

@@ -7,6 +7,7 @@ import { CacheRuntime } from './cache.runtime.js';
 import { CacheService } from './cache.service.js';
 import { CachedMethodsExplorer } from './decorators/cached-methods.explorer.js';
 import { CacheInterceptor } from './interceptors/cache.interceptor.js';
+import { WriteBehindRunner } from './write-behind/write-behind.runner.js';
 
 /**
  * `CacheModule.forRoot({ redis: { url } })` or `forRootAsync({ useFactory, inject })`;
@@ -20,7 +21,8 @@ import { CacheInterceptor } from './interceptors/cache.interceptor.js';
     CacheService,
     CacheInterceptor,
     CachedMethodsExplorer,
+    WriteBehindRunner,
   ],
-  exports: [CACHE_CONFIG, CacheRuntime, CacheService, CacheInterceptor],
+  exports: [CACHE_CONFIG, CacheRuntime, CacheService, CacheInterceptor, WriteBehindRunner],
 })
 export class CacheModule extends ConfigurableCacheModule {}

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { CacheError } from './cache.errors.js';
 import { type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { type Duration, toMilliseconds } from './duration.js';
+import { WRITE_BEHIND_QUEUE, type WriteBehindConfig } from './write-behind/write-behind.queue.js';
 
 export interface CacheModuleOptions {
   /** The cache Redis: a URL (the module owns and closes the connection) or a client you own. */
@@ -20,6 +21,11 @@ export interface CacheModuleOptions {
   l1?: false | { maxItems?: number; maxBytes?: number; maxTtl?: Duration };
   /** Keep the L1 of every instance coherent over Redis pub/sub. Default `true`. */
   bus?: boolean;
+  /**
+   * Write-behind through BullMQ on its own Redis (give it `noeviction` and AOF: a queue must never
+   * lose keys). Jobs retry with exponential backoff and jitter, starting at `backoff`.
+   */
+  writeBehind?: { redis: { url: string }; queueName?: string; attempts?: number; backoff?: Duration };
   /** Bound on every Redis command, so a slow Redis never holds a request. Default `'250ms'`. */
   commandTimeout?: Duration;
   /** How long start-up waits for Redis before it goes on without L2. Default `'2s'`. */
@@ -35,6 +41,7 @@ export interface CacheConfig {
   negativeTtlMs: number;
   l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number };
   bus: boolean;
+  writeBehind?: WriteBehindConfig;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
   namespaces: Record<string, NamespaceDefaults>;
@@ -68,6 +75,14 @@ const schema = z.object({
     ])
     .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 10_000 }),
   bus: z.boolean().default(true),
+  writeBehind: z
+    .object({
+      redis: z.object({ url: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://') }),
+      queueName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/).default(WRITE_BEHIND_QUEUE),
+      attempts: z.number().int().min(1).max(100).default(12),
+      backoff: duration.default(200),
+    })
+    .optional(),
   commandTimeout: duration.default(250),
   connectTimeout: duration.default(2_000),
   namespaces: z
@@ -108,6 +123,13 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     negativeTtlMs: o.negativeTtl,
     l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl },
     bus: o.bus,
+    writeBehind: o.writeBehind && {
+      url: o.writeBehind.redis.url,
+      queueName: o.writeBehind.queueName,
+      attempts: o.writeBehind.attempts,
+      backoffMs: o.writeBehind.backoff,
+      commandTimeoutMs: Math.max(o.commandTimeout, 1_000),
+    },
     commandTimeoutMs: o.commandTimeout,
     connectTimeoutMs: o.connectTimeout,
     namespaces: o.namespaces as Record<string, NamespaceDefaults>,

@@ -9,6 +9,7 @@ import { RedisLayer } from './layers/redis.layer.js';
 import { TwoLevelStore } from './layers/two-level.store.js';
 import { CacheMetrics } from './metrics/cache.metrics.js';
 import { LoadCoordinator } from './stampede/load-coordinator.js';
+import { WriteBehindQueue } from './write-behind/write-behind.queue.js';
 
 /** What every namespace of one module shares: the config, the two levels, the loads in flight, the metrics. */
 @Injectable()
@@ -21,6 +22,8 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   readonly loads: LoadCoordinator;
   /** absent when the module runs without L1 or with `bus: false` */
   readonly bus?: InvalidationBus;
+  /** present when the module is configured with `writeBehind` */
+  readonly writeBehind?: WriteBehindQueue;
   private readonly ownsRedis: boolean;
 
   constructor(@Inject(CACHE_CONFIG) readonly config: CacheConfig) {
@@ -60,10 +63,12 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     );
     this.metrics = new CacheMetrics(() => ({ entries: l1?.size ?? 0, bytes: l1?.bytes ?? 0 }));
     this.loads = new LoadCoordinator(this.store, this.metrics);
+    if (config.writeBehind) this.writeBehind = new WriteBehindQueue(config.writeBehind, this.metrics.registry);
   }
 
   async onModuleInit(): Promise<void> {
     await this.bus?.start();
+    await this.writeBehind?.start();
     if (!this.ownsRedis) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -80,6 +85,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     await this.bus?.stop();
+    await this.writeBehind?.stop();
     if (!this.ownsRedis) return;
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();

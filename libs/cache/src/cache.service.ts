@@ -61,6 +61,72 @@ export class CacheNamespace {
     else await this.runtime.store.delete([id]);
   }
 
+  /**
+   * Write-through: `persist` commits to the database first; then the cache gets the committed
+   * value, unless a newer version (`version(value)`, e.g. the row's version column) is already
+   * there, so concurrent writers leave the later commit cached. A failed `persist` leaves the
+   * cache untouched and its error reaches the caller. If the cache write fails after the commit,
+   * the old value is deleted, retried until it can no longer be served.
+   */
+  async writeThrough<T>(
+    key: string,
+    persist: () => Promise<T>,
+    options: CacheEntryOptions<T> & { version: (value: T) => number },
+  ): Promise<T> {
+    const value = await persist();
+    const id = this.id(key);
+    this.runtime.loads.inflight.invalidate([id]);
+    const policy = this.policyFor(options);
+    const now = Date.now();
+    const meta = this.metaFor(value, policy, now, 0);
+    if (!meta) {
+      await this.runtime.store.delete([id]);
+      return value;
+    }
+    const outcome = await this.runtime.store.writeVersioned(id, value, { ...meta, g: options.version(value) }, now);
+    if (outcome === 'failed') this.retryDelete(id, now + (policy.ttlMs ?? this.runtime.config.defaultTtlMs) + policy.graceMs);
+    return value;
+  }
+
+  /**
+   * Write-behind: the value is cached and accepted at once, and a BullMQ job persists it later
+   * (the worker app runs it, with retries). Each accepted write gets a per-key version, taken
+   * atomically in Redis; writes of one key still queued coalesce into the latest. If the queue
+   * cannot be reached, `persistNow` writes synchronously instead (write-through), so an accepted
+   * write is never lost; the answer says which happened.
+   */
+  async writeBehind<T>(
+    key: string,
+    value: T,
+    target: { entity: string; id: string | number; persistNow: (value: T, version: number) => Promise<void> },
+    options: CacheEntryOptions<T> = {},
+  ): Promise<{ version: number; mode: 'queued' | 'written' }> {
+    const queue = this.runtime.writeBehind;
+    if (!queue) throw new CacheError('CACHE_INVALID_OPTION', 'writeBehind needs the CacheModule option `writeBehind`');
+    let version: number;
+    let mode: 'queued' | 'written';
+    try {
+      version = await queue.enqueue({ namespace: this.name, key, entity: target.entity, id: target.id }, value);
+      mode = 'queued';
+      queue.jobs.inc({ status: 'accepted' });
+    } catch (error) {
+      // The queue is away: persist now rather than accept a write that could be lost.
+      version = Date.now() * 1000;
+      await target.persistNow(value, version);
+      mode = 'written';
+      queue.jobs.inc({ status: 'fallback' });
+      await queue.settle(this.name, key, version).catch(() => undefined);
+    }
+    await this.writeThrough(key, async () => value, { ...options, version: () => version });
+    return { version, mode };
+  }
+
+  /** The newest write-behind value of `key` accepted and not yet persisted (read-your-writes). */
+  async pendingWrite<T>(key: string): Promise<{ version: number; value: T } | undefined> {
+    const pending = await this.runtime.writeBehind?.pending(this.name, key).catch(() => undefined);
+    return pending as { version: number; value: T } | undefined;
+  }
+
   async delete(...keys: string[]): Promise<number> {
     return this.invalidate({ keys });
   }
@@ -166,6 +232,16 @@ export class CacheNamespace {
       this.policies.set(options, policy);
     }
     return policy;
+  }
+
+  /** Keeps deleting the L2 copy of `id` (with backoff) until it succeeds or the old value has expired anyway. */
+  private retryDelete(id: string, until: number): void {
+    const attempt = async (delayMs: number): Promise<void> => {
+      if (await this.runtime.store.l2.deleteOrReport([id])) return;
+      if (Date.now() + delayMs > until) return;
+      setTimeout(() => void attempt(Math.min(delayMs * 2, 5_000)), delayMs).unref();
+    };
+    void attempt(100);
   }
 
   private defaults(): NamespaceDefaults | undefined {

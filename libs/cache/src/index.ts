@@ -30,3 +30,7 @@ export { CACHE_CDC_OPTIONS } from './invalidation/cdc/cache-cdc.module-definitio
 export { PgNotifyListener } from './invalidation/cdc/pg-notify.listener.js';
 export type { CacheCdcOptions, CdcInvalidation, CdcNotification } from './invalidation/cdc/cache-cdc.options.js';
 export type { InvalidationSource } from './metrics/cache.metrics.js';
+export { WRITE_BEHIND_QUEUE, WriteBehindQueue } from './write-behind/write-behind.queue.js';
+export type { WriteBehindJob } from './write-behind/write-behind.queue.js';
+export { WriteBehindRunner } from './write-behind/write-behind.runner.js';
+export type { PersistOutcome } from './write-behind/write-behind.runner.js';

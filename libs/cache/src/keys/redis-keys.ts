@@ -16,6 +16,11 @@ export class RedisKeys {
     return `${this.prefix}~lock:${id}`;
   }
 
+  /** the highest version written through for an entry; outlives the entry, so an older write never lands */
+  version(id: string): string {
+    return `${this.prefix}~ver:${id}`;
+  }
+
   tag(tagId: string): string {
     return `${this.prefix}~tag:${tagId}`;
   }

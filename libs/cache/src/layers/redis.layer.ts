@@ -21,6 +21,17 @@ redis.call('DEL', KEYS[2])
 index_tags(3, #KEYS, tonumber(ARGV[2]))
 return 1`;
 
+// Write-through of a committed row version: lands only if no equal or newer version was written.
+// KEYS: entry, lock, version, tag sets...   ARGV: payload, ttl, version, version ttl
+const SET_VERSIONED = `${INDEX_TAGS}
+local written = tonumber(redis.call('GET', KEYS[3]) or '-1')
+if written >= tonumber(ARGV[3]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+redis.call('DEL', KEYS[2])
+index_tags(4, #KEYS, tonumber(ARGV[2]))
+return 1`;
+
 // The end of a load: lands only if the load still holds its lease and none of its tags was
 // invalidated since it started. KEYS: entry, lock, tag sets (n), tag stamps (n)
 // ARGV: payload, ttl, token, started (Redis ms), n
@@ -85,6 +96,8 @@ const WARN_INTERVAL_MS = 10_000;
 const SCAN_BATCH = 1000;
 /** how long a tag invalidation is remembered against loads that started before it */
 const TAG_STAMP_TTL_MS = 10 * 60_000;
+/** how long the highest written version of an entry is remembered */
+const VERSION_TTL_MS = 24 * 60 * 60_000;
 
 export interface Lease {
   token: string;
@@ -135,6 +148,20 @@ export class RedisLayer {
   }
 
   /**
+   * Writes a committed version: `true` if it landed, `false` if an equal or newer version was
+   * written before, `undefined` if Redis failed.
+   */
+  async setVersioned(id: string, payload: string, ttlMs: number, tagIds: readonly string[], version: number): Promise<boolean | undefined> {
+    const keys = [this.keys.entry(id), this.keys.lock(id), this.keys.version(id), ...tagIds.map((tag) => this.keys.tag(tag))];
+    const landed = await this.guard(
+      'SET',
+      () => this.redis.eval(SET_VERSIONED, keys.length, ...keys, payload, Math.max(ttlMs, 1), version, Math.max(ttlMs, VERSION_TTL_MS)),
+      undefined,
+    );
+    return landed === undefined ? undefined : landed === 1;
+  }
+
+  /**
    * Fills the entry from a load: `true` if it landed, `false` if an invalidation or a newer
    * write came first, `undefined` if Redis failed.
    */
@@ -163,6 +190,12 @@ export class RedisLayer {
     if (ids.length === 0) return 0;
     const keys = ids.flatMap((id) => [this.keys.entry(id), this.keys.lock(id)]);
     return Number(await this.guard('UNLINK', () => this.redis.eval(DELETE, keys.length, ...keys), 0));
+  }
+
+  /** Like `delete`, but tells a Redis failure (`false`) from success. */
+  async deleteOrReport(ids: readonly string[]): Promise<boolean> {
+    const keys = ids.flatMap((id) => [this.keys.entry(id), this.keys.lock(id)]);
+    return (await this.guard('UNLINK', async () => (await this.redis.eval(DELETE, keys.length, ...keys), true), false)) === true;
   }
 
   async invalidateTag(tagId: string): Promise<number> {

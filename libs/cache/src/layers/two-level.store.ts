@@ -79,6 +79,21 @@ export class TwoLevelStore {
     return true;
   }
 
+  /**
+   * Writes a committed row version (write-through). `'older'`: an equal or newer version is
+   * already there, nothing changed; `'failed'`: Redis did not answer, the caller must make sure
+   * the old L2 value goes (L1 holds the new one).
+   */
+  async writeVersioned(id: string, value: unknown, meta: EntryMeta & { g: number }, now = Date.now()): Promise<'written' | 'older' | 'failed'> {
+    const raw = serializeValue(value);
+    const landed = await this.l2.setVersioned(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], meta.g);
+    if (landed === false) return 'older';
+    this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
+    if (landed === undefined) return 'failed';
+    await this.announce({ ids: [id] });
+    return 'written';
+  }
+
   async exists(id: string, now = Date.now()): Promise<boolean> {
     const item = this.l1?.get(id);
     if (item && now < expiryOf(item.meta)) return true;

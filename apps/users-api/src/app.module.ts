@@ -5,7 +5,10 @@ import { USERS_CDC_CHANNEL, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } fro
 import { APP_CONFIG, type AppConfig } from './config/app.config.js';
 import { USERS_NAMESPACE } from './users/users.cache-keys.js';
 import { usersCdcMap, usersCdcResync } from './users/users.cdc.js';
+import { CacheAdminModule } from './cache-admin/cache-admin.module.js';
+import { HealthModule } from './health/health.module.js';
 import { LeaderboardsModule } from './leaderboards/leaderboards.module.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { UsersModule } from './users/users.module.js';
 import { VisitorsModule } from './visitors/visitors.module.js';
 
@@ -31,6 +34,7 @@ export class AppModule {
           keyPrefix: config.cacheKeyPrefix,
           defaultTtl: config.cacheDefaultTtlMs,
           l1: { maxItems: config.cacheL1MaxItems, maxBytes: config.cacheL1MaxBytes },
+          writeBehind: { redis: { url: config.queueRedisUrl } },
           namespaces: {
             // Stampede protection for the hot read: the Redis lock on misses, XFetch early refresh,
             // and a minute of grace (stale-while-revalidate, fail-safe when PostgreSQL fails).
@@ -46,6 +50,9 @@ export class AppModule {
         UsersModule,
         LeaderboardsModule,
         VisitorsModule,
+        HealthModule,
+        MetricsModule,
+        CacheAdminModule,
       ],
       providers: [{ provide: APP_CONFIG, useValue: config }],
       exports: [APP_CONFIG],

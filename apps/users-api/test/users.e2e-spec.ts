@@ -131,14 +131,27 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
     }
   });
 
-  it('PUT replaces the user, bumps its version, and the next read sees it', async () => {
+  it('PUT writes through: committed, then cached, so the next read is a HIT with the new user', async () => {
     const user = await createUser('put@example.com', 'Before', { theme: 'light' });
     await api.http().get(`/users/${user.id}`).expect(200);
     const updated = await api.http().put(`/users/${user.id}`).send({ email: 'put@example.com', name: 'After' }).expect(200);
     expect(updated.body).toMatchObject({ id: user.id, name: 'After', version: 2, settings: { theme: 'light' } });
     const read = await api.http().get(`/users/${user.id}`).expect(200);
-    expect(read.headers['x-cache']).toBe('MISS');
+    expect(read.headers['x-cache']).toBe('HIT');
     expect(read.body).toEqual(updated.body);
+    await api.http().put(`/users/${user.id}`).send({ email: 'put@example.com', name: 'x', settings: {} }).expect(400);
+  });
+
+  it('PUT from concurrent writers leaves the cache holding the last committed version', async () => {
+    const user = await createUser('race-put@example.com', 'Race');
+    const puts = await Promise.all(
+      Array.from({ length: 10 }, (_, i) => api.http().put(`/users/${user.id}`).send({ email: 'race-put@example.com', name: `writer ${i}` })),
+    );
+    expect(puts.every((r) => r.status === 200)).toBe(true);
+    const lastCommitted = puts.map((r) => r.body).sort((a, b) => b.version - a.version)[0];
+    expect(lastCommitted.version).toBe(11);
+    const read = await api.http().get(`/users/${user.id}`).expect(200);
+    expect(read.body).toEqual(lastCommitted);
   });
 
   it('PUT answers 404, 409 and 400 without changing anything', async () => {
@@ -166,10 +179,13 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
     const users = [];
     for (const [i, name] of names.entries()) users.push(await createUser(`glob${i}@example.com`, name));
     for (const user of users) await api.http().get(`/users/${user.id}`).expect(200);
-    await api.http().put(`/users/${users[0].id}`).send({ email: 'glob0@example.com', name: 'star* renamed' }).expect(200);
-    const statuses = [];
-    for (const user of users) statuses.push((await api.http().get(`/users/${user.id}`)).headers['x-cache']);
-    expect(statuses).toEqual(['MISS', 'HIT', 'HIT', 'HIT']);
+    await api.http().delete(`/users/${users[0].id}`).expect(204);
+    const answers = [];
+    for (const user of users) {
+      const response = await api.http().get(`/users/${user.id}`);
+      answers.push(`${response.status} ${response.headers['x-cache']}`);
+    }
+    expect(answers).toEqual(['404 MISS', '200 HIT', '200 HIT', '200 HIT']);
   });
 
   it('never serves a cached user response to a request that carries credentials', async () => {

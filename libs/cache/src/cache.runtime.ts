@@ -20,7 +20,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   readonly store: TwoLevelStore;
   readonly metrics: CacheMetrics;
   readonly loads: LoadCoordinator;
-  /** absent when the module runs without L1 or with `bus: false` */
+  /** absent with `bus: false` */
   readonly bus?: InvalidationBus;
   /** present when the module is configured with `writeBehind` */
   readonly writeBehind?: WriteBehindQueue;
@@ -47,7 +47,8 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     }
     const l1 = config.l1 ? new MemoryLayer(config.l1) : undefined;
     this.keys = new RedisKeys(config.keyPrefix);
-    if (l1 && config.bus) {
+    // Even without an L1 of its own (a worker), an instance announces its changes to the others.
+    if (config.bus) {
       this.bus = new InvalidationBus(this.redis, this.keys.busChannel(), {
         onMessage: (message) => this.applyRemoteInvalidation(message),
         onResubscribed: () => {
@@ -94,7 +95,8 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   private applyRemoteInvalidation(message: InvalidationMessage): void {
     this.store.applyRemote(message);
     if (message.ids?.length) this.loads.inflight.invalidate(message.ids);
-    if (message.tags?.length || message.globs?.length) this.loads.inflight.invalidateAll();
+    if (message.tags?.length) this.loads.inflight.invalidateTags(message.tags);
+    if (message.globs?.length) this.loads.inflight.invalidateAll();
     const namespaces = [...(message.ids ?? []), ...(message.tags ?? []), ...(message.globs ?? [])].map(
       (id) => id.slice(0, id.indexOf(':')).replace(/\\/g, ''),
     );

@@ -148,9 +148,10 @@ export class CacheNamespace {
       deleted += await store.delete(ids);
     }
     if (what.tags?.length) {
-      loads.inflight.invalidateAll();
+      const tagIds = what.tags.map((tag) => this.id(tag));
+      loads.inflight.invalidateTags(tagIds);
       metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'tag' : source }, what.tags.length);
-      deleted += await store.invalidateTags(what.tags.map((tag) => this.id(tag)));
+      deleted += await store.invalidateTags(tagIds);
     }
     for (const pattern of what.patterns ?? []) {
       loads.inflight.invalidateAll();

@@ -34,3 +34,9 @@ export { WRITE_BEHIND_QUEUE, WriteBehindQueue } from './write-behind/write-behin
 export type { WriteBehindJob } from './write-behind/write-behind.queue.js';
 export { WriteBehindRunner } from './write-behind/write-behind.runner.js';
 export type { PersistOutcome } from './write-behind/write-behind.runner.js';
+export { CachePut } from './decorators/cache-put.decorator.js';
+export type { CachePutOptions } from './decorators/cache-put.decorator.js';
+export { CacheHealthIndicator } from './health/cache.health.js';
+export type { CacheBusState, CacheComponentState, CacheHealthDetails, CacheHealthOptions } from './health/cache.health.js';
+export { CdcHealthIndicator } from './health/cdc.health.js';
+export type { CdcHealthDetails, CdcListenerState } from './health/cdc.health.js';

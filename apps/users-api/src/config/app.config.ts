@@ -6,6 +6,8 @@ export interface AppConfig {
   port: number;
   databaseUrl: string;
   redisUrl: string;
+  /** BullMQ's Redis (write-behind); REDIS_URL when unset */
+  queueRedisUrl: string;
   cacheKeyPrefix: string;
   cacheDefaultTtlMs: number;
   usersCacheTtlMs: number;
@@ -33,6 +35,7 @@ const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
   DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/postgres'),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
+  QUEUE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
   CACHE_KEY_PREFIX: z.string().max(64).default('cache:'),
   CACHE_DEFAULT_TTL: duration('CACHE_DEFAULT_TTL').default(60_000),
   USERS_CACHE_TTL: duration('USERS_CACHE_TTL').default(300_000),
@@ -55,6 +58,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    queueRedisUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
     cacheKeyPrefix: e.CACHE_KEY_PREFIX,
     cacheDefaultTtlMs: e.CACHE_DEFAULT_TTL,
     usersCacheTtlMs: e.USERS_CACHE_TTL,

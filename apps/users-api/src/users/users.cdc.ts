@@ -1,10 +1,11 @@
 import { type CdcInvalidation, type CdcNotification, glob } from '@cachekit/cache';
-import { USERS_LIST_TAG, USERS_NAMESPACE, userKey } from './users.cache-keys.js';
+import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey } from './users.cache-keys.js';
 
 /** What a change of a users row evicts, whoever made it (this API, another service, psql). */
 export function usersCdcMap(change: CdcNotification): CdcInvalidation | undefined {
   if (change.table !== 'users') return undefined;
-  return { namespace: USERS_NAMESPACE, keys: [userKey(Number(change.id))], tags: [USERS_LIST_TAG] };
+  const id = Number(change.id);
+  return { namespace: USERS_NAMESPACE, keys: [userKey(id), userSettingsKey(id)], tags: [USERS_LIST_TAG] };
 }
 
 /** Everything the map covers, evicted after the LISTEN connection comes back. */

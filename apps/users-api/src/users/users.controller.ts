@@ -1,9 +1,10 @@
-import { Body, Controller, Delete, Get, HttpCode, NotFoundException, Param, Post, Put, Query } from '@nestjs/common';
-import { Cacheable, type CacheableRequest, CacheEvict } from '@cachekit/cache';
-import type { User } from '@cachekit/users-domain';
+import { Body, Controller, Delete, Get, HttpCode, NotFoundException, Param, Patch, Post, Put, Query, Res } from '@nestjs/common';
+import { Cacheable, type CacheableRequest, CacheEvict, CachePut } from '@cachekit/cache';
+import type { User, UserSettings } from '@cachekit/users-domain';
+import type { Response } from 'express';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import { UserIdPipe } from './user-id.pipe.js';
-import { USERS_LIST_TAG, USERS_NAMESPACE, userKey } from './users.cache-keys.js';
+import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey } from './users.cache-keys.js';
 import {
   createUserSchema,
   type CreateUserInput,
@@ -12,8 +13,10 @@ import {
   parseUserId,
   replaceUserSchema,
   type ReplaceUserInput,
+  settingsSchema,
+  type SettingsInput,
 } from './users.schemas.js';
-import { UsersService } from './users.service.js';
+import { type AcceptedSettings, UsersService } from './users.service.js';
 
 /** Keys of the user named in the path; none for an invalid id, which the handler answers with 400. */
 const keyOfUserInPath = (request: CacheableRequest): string | undefined => {
@@ -21,8 +24,8 @@ const keyOfUserInPath = (request: CacheableRequest): string | undefined => {
   return id === undefined ? undefined : userKey(id);
 };
 const keysOfUserInPath = (request: CacheableRequest): string[] => {
-  const key = keyOfUserInPath(request);
-  return key === undefined ? [] : [key];
+  const id = parseUserId(request.params?.id);
+  return id === undefined ? [] : [userKey(id), userSettingsKey(id)];
 };
 
 @Controller('users')
@@ -53,13 +56,36 @@ export class UsersController {
     return this.users.list(query);
   }
 
+  /** Write-through: the row is committed first, then cached; an older version never overwrites a newer one. */
   @Put(':id')
-  @CacheEvict({ namespace: USERS_NAMESPACE, keys: keysOfUserInPath, tags: [USERS_LIST_TAG] })
+  @CachePut<User>({ namespace: USERS_NAMESPACE, key: keyOfUserInPath, version: (user) => user.version })
+  @CacheEvict({ namespace: USERS_NAMESPACE, tags: [USERS_LIST_TAG] })
   replace(
     @Param('id', UserIdPipe) id: number,
     @Body(new ZodValidationPipe(replaceUserSchema)) body: ReplaceUserInput,
   ): Promise<User> {
     return this.users.replace(id, body);
+  }
+
+  /**
+   * Write-behind: 202 once the settings are accepted (cached and queued); the worker persists them.
+   * If the queue cannot be reached they are written at once instead: 200, `mode: 'written'`.
+   */
+  @Patch(':id/settings')
+  async acceptSettings(
+    @Param('id', UserIdPipe) id: number,
+    @Body(new ZodValidationPipe(settingsSchema)) settings: SettingsInput,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<AcceptedSettings> {
+    const accepted = await this.users.acceptSettings(id, settings);
+    response.status(accepted.mode === 'queued' ? 202 : 200);
+    return accepted;
+  }
+
+  /** The latest accepted settings, persisted or not (read-your-writes). */
+  @Get(':id/settings')
+  settings(@Param('id', UserIdPipe) id: number): Promise<UserSettings> {
+    return this.users.settingsOf(id);
   }
 
   @Delete(':id')

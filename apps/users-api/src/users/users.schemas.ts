@@ -23,13 +23,16 @@ export const createUserSchema = z.strictObject({
 });
 export type CreateUserInput = z.output<typeof createUserSchema>;
 
-/** PUT replaces email and name; settings are replaced when given and kept when left out. */
+/** PUT replaces email and name; settings change only through PATCH /users/:id/settings (write-behind). */
 export const replaceUserSchema = z.strictObject({
   email: createUserSchema.shape.email,
   name: createUserSchema.shape.name,
-  settings: settings.optional(),
 });
 export type ReplaceUserInput = z.output<typeof replaceUserSchema>;
+
+/** The body of PATCH /users/:id/settings: the user's new settings, whole. */
+export const settingsSchema = settings;
+export type SettingsInput = z.output<typeof settingsSchema>;
 
 export const listUsersSchema = z.strictObject({
   limit: z.coerce.number().int().min(1).max(100).default(20),

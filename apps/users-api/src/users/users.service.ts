@@ -1,21 +1,34 @@
 import { ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { PG_UNIQUE_VIOLATION, User } from '@cachekit/users-domain';
+import { CacheService } from '@cachekit/cache';
+import { persistUserSettings, PG_UNIQUE_VIOLATION, User, USER_SETTINGS_ENTITY, type UserSettings } from '@cachekit/users-domain';
 import { QueryFailedError, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app.config.js';
+import { USERS_NAMESPACE, userSettingsKey } from './users.cache-keys.js';
 import type { CreateUserInput, ListUsersQuery, ReplaceUserInput } from './users.schemas.js';
 
-/** The users table. Caching is the controller's concern; this class only talks to PostgreSQL. */
+export interface AcceptedSettings {
+  id: number;
+  settings: UserSettings;
+  version: number;
+  /** `queued`: the worker persists it; `written`: the queue was away, it was persisted at once */
+  mode: 'queued' | 'written';
+}
+
+/** The users table, and the write-behind path of user settings. */
 @Injectable()
 export class UsersService {
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
+    private readonly cache: CacheService,
   ) {}
 
   async create(input: CreateUserInput): Promise<User> {
     try {
-      return await this.users.save(this.users.create(input));
+      const { id } = await this.users.save(this.users.create(input));
+      // Read back as every other route shows a user (internal columns are not selected).
+      return await this.users.findOneByOrFail({ id });
     } catch (error) {
       throw conflictOnDuplicateEmail(error, input.email);
     }
@@ -33,7 +46,7 @@ export class UsersService {
     return this.users.find({ order: { id: 'ASC' }, take: query.limit, skip: query.offset });
   }
 
-  /** Replaces email and name (and settings when given) under a row lock; bumps `version`. */
+  /** Replaces email and name under a row lock; bumps `version`. */
   async replace(id: number, input: ReplaceUserInput): Promise<User> {
     try {
       return await this.users.manager.transaction(async (manager) => {
@@ -41,7 +54,6 @@ export class UsersService {
         if (!user) throw new NotFoundException(`user ${id} not found`);
         user.email = input.email;
         user.name = input.name;
-        if (input.settings !== undefined) user.settings = input.settings;
         return manager.save(user);
       });
     } catch (error) {
@@ -52,6 +64,31 @@ export class UsersService {
   async remove(id: number): Promise<void> {
     const result = await this.users.delete({ id });
     if (!result.affected) throw new NotFoundException(`user ${id} not found`);
+  }
+
+  /** Accepts new settings at once (cache + queue); the worker writes them to the database later. */
+  async acceptSettings(id: number, settings: UserSettings): Promise<AcceptedSettings> {
+    if (!(await this.users.existsBy({ id }))) throw new NotFoundException(`user ${id} not found`);
+    const { version, mode } = await this.cache.namespace(USERS_NAMESPACE).writeBehind(userSettingsKey(id), settings, {
+      entity: USER_SETTINGS_ENTITY,
+      id,
+      persistNow: async (value, at) => {
+        if ((await persistUserSettings(this.users.manager.connection, id, value, at)) === 'gone') {
+          throw new NotFoundException(`user ${id} not found`);
+        }
+      },
+    });
+    return { id, settings, version, mode };
+  }
+
+  /** Read-your-writes: the newest accepted settings (pending or cached), else the database's. */
+  async settingsOf(id: number): Promise<UserSettings> {
+    const users = this.cache.namespace(USERS_NAMESPACE);
+    const pending = await users.pendingWrite<UserSettings>(userSettingsKey(id));
+    if (pending) return pending.value;
+    const settings = await users.getOrSet(userSettingsKey(id), async () => (await this.users.findOneBy({ id }))?.settings ?? null);
+    if (settings === null) throw new NotFoundException(`user ${id} not found`);
+    return settings;
   }
 }
 

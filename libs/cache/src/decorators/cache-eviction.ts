@@ -1,5 +1,6 @@
 import type { CacheNamespace } from '../cache.service.js';
 import type { CacheEvictOptions } from './cache-evict.decorator.js';
+import type { CachePutOptions } from './cache-put.decorator.js';
 
 /** Carries out a `@CacheEvict`: `args` are the method's arguments, or `[request, result]` over HTTP. */
 export async function evictFor(cache: CacheNamespace, options: CacheEvictOptions, args: unknown[]): Promise<void> {
@@ -8,4 +9,11 @@ export async function evictFor(cache: CacheNamespace, options: CacheEvictOptions
   const tags = typeof options.tags === 'function' ? options.tags(...args) : options.tags;
   if (keys?.length) await ns.delete(...keys);
   if (tags?.length) await ns.invalidateTags(...tags);
+}
+
+/** Carries out a `@CachePut` with the method's committed `result`; `args` as for `evictFor`. */
+export async function putFor(cache: CacheNamespace, options: CachePutOptions, args: unknown[], result: unknown): Promise<void> {
+  const key = typeof options.key === 'function' ? options.key(...args) : options.key;
+  if (key === undefined) return;
+  await cache.namespace(options.namespace ?? cache.name).writeThrough(key, async () => result, options);
 }

@@ -1,17 +1,18 @@
 import { Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
-import { CACHE_EVICT_METADATA, CACHEABLE_METADATA } from '../cache.constants.js';
+import { CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHEABLE_METADATA } from '../cache.constants.js';
 import { CacheService } from '../cache.service.js';
 import { keyPart } from '../keys/key-part.js';
 import type { CacheEvictOptions } from './cache-evict.decorator.js';
-import { evictFor } from './cache-eviction.js';
+import { evictFor, putFor } from './cache-eviction.js';
+import type { CachePutOptions } from './cache-put.decorator.js';
 import type { CacheableOptions } from './cacheable.decorator.js';
 
 const WRAPPED = Symbol('cachekit:wrapped');
 type Method = ((...args: unknown[]) => unknown) & { [WRAPPED]?: true };
 
 /**
- * Makes `@Cacheable` and `@CacheEvict` work on provider methods, where no interceptor runs:
+ * Makes `@Cacheable`, `@CachePut` and `@CacheEvict` work on provider methods, where no interceptor runs:
  * at start-up each decorated method of each singleton provider is wrapped on its instance.
  */
 @Injectable()
@@ -32,8 +33,9 @@ export class CachedMethodsExplorer implements OnModuleInit {
         if (typeof method !== 'function' || method[WRAPPED]) continue;
         const cacheable = this.reflector.get<CacheableOptions | undefined>(CACHEABLE_METADATA, method);
         const evict = this.reflector.get<CacheEvictOptions | undefined>(CACHE_EVICT_METADATA, method);
+        const put = this.reflector.get<CachePutOptions | undefined>(CACHE_PUT_METADATA, method);
         if (cacheable) instance[name] = this.cached(instance, name, method, cacheable);
-        else if (evict) instance[name] = this.evicting(instance, method, evict);
+        else if (evict || put) instance[name] = this.writing(instance, method, put, evict);
       }
     }
   }
@@ -53,10 +55,11 @@ export class CachedMethodsExplorer implements OnModuleInit {
     return wrapped;
   }
 
-  private evicting(instance: object, method: Method, options: CacheEvictOptions): Method {
+  private writing(instance: object, method: Method, put: CachePutOptions | undefined, evict: CacheEvictOptions | undefined): Method {
     const wrapped: Method = async (...args) => {
       const result = await method.apply(instance, args);
-      await evictFor(this.cache, options, args);
+      if (put) await putFor(this.cache, put, args, result);
+      if (evict) await evictFor(this.cache, evict, args);
       return result;
     };
     wrapped[WRAPPED] = true;

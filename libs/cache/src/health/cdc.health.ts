@@ -1,4 +1,5 @@
-import { Inject, Injectable, Optional } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit, Optional } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { PgNotifyListener } from '../invalidation/cdc/pg-notify.listener.js';
 
@@ -16,14 +17,26 @@ export type CdcHealthDetails = {
 /**
  * Readiness detail for CDC invalidation. The LISTEN connection reconnects and resyncs on its own,
  * and reads still work without it, so this never reports `down`: a lost listener is `degraded`.
- * Without `CacheCdcModule` (no listener to inject) it reports `listener: 'off'`.
+ * The listener is injected when visible to the module that provides this indicator, else looked up
+ * in the whole app (as terminus' own database indicators find their connection); without
+ * `CacheCdcModule` it reports `listener: 'off'`.
  */
 @Injectable()
-export class CdcHealthIndicator {
+export class CdcHealthIndicator implements OnModuleInit {
   constructor(
     @Inject(HealthIndicatorService) private readonly health: HealthIndicatorService,
-    @Optional() @Inject(PgNotifyListener) private readonly listener?: PgNotifyListener,
+    @Inject(ModuleRef) private readonly moduleRef: ModuleRef,
+    @Optional() @Inject(PgNotifyListener) private listener?: PgNotifyListener,
   ) {}
+
+  onModuleInit(): void {
+    if (this.listener) return;
+    try {
+      this.listener = this.moduleRef.get(PgNotifyListener, { strict: false });
+    } catch {
+      this.listener = undefined; // no CacheCdcModule in this app
+    }
+  }
 
   isHealthy<const Key extends string = 'cdc'>(key: Key = 'cdc' as Key) {
     const listener: CdcListenerState = this.listener ? (this.listener.up ? 'up' : 'down') : 'off';

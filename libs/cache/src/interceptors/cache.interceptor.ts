@@ -11,10 +11,11 @@ import {
 import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, mergeMap, type Observable, of } from 'rxjs';
-import { CACHE_EVICT_METADATA, CACHE_STATUS_HEADER, CACHEABLE_METADATA } from '../cache.constants.js';
+import { CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHE_STATUS_HEADER, CACHEABLE_METADATA } from '../cache.constants.js';
 import { CacheService } from '../cache.service.js';
 import type { CacheEvictOptions } from '../decorators/cache-evict.decorator.js';
-import { evictFor } from '../decorators/cache-eviction.js';
+import { evictFor, putFor } from '../decorators/cache-eviction.js';
+import type { CachePutOptions } from '../decorators/cache-put.decorator.js';
 import type { CacheableOptions } from '../decorators/cacheable.decorator.js';
 import { keyPart } from '../keys/key-part.js';
 
@@ -43,7 +44,7 @@ class EmptyResult {
 }
 
 /**
- * Serves `@Cacheable` controller methods from the cache and carries out `@CacheEvict`.
+ * Serves `@Cacheable` controller methods from the cache and carries out `@CachePut` and `@CacheEvict`.
  * A failing cache never fails the request: the handler runs as if there were no cache.
  * Subclass and override `trackBy`, `isRequestCacheable` or `principalOf` to change the policy.
  */
@@ -60,13 +61,18 @@ export class CacheInterceptor implements NestInterceptor {
     if (context.getType() !== 'http') return next.handle();
     const targets = [context.getHandler(), context.getClass()];
     const request = context.switchToHttp().getRequest<CacheableRequest>();
+    const put = this.reflector.getAllAndOverride<CachePutOptions | undefined>(CACHE_PUT_METADATA, targets);
     const evict = this.reflector.getAllAndOverride<CacheEvictOptions | undefined>(CACHE_EVICT_METADATA, targets);
-    if (evict) {
+    if (put || evict) {
       return next.handle().pipe(
         mergeMap(async (result) => {
-          await evictFor(this.cache.namespace(evict.namespace ?? HTTP_NAMESPACE), evict, [request, result]).catch((error) =>
-            this.logger.warn(`eviction failed: ${(error as Error).message}`),
-          );
+          const namespace = (name?: string) => this.cache.namespace(name ?? HTTP_NAMESPACE);
+          try {
+            if (put) await putFor(namespace(put.namespace), put, [request], result);
+            if (evict) await evictFor(namespace(evict.namespace), evict, [request, result]);
+          } catch (error) {
+            this.logger.warn(`cache update after ${request.method} ${request.url} failed: ${(error as Error).message}`);
+          }
           return result;
         }),
       );

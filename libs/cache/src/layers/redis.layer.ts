@@ -50,26 +50,26 @@ redis.call('DEL', KEYS[2])
 index_tags(3, 2 + n, tonumber(ARGV[2]))
 return 1`;
 
-// Removes every member of a tag set with its lease, stamps the tag with Redis time, drops the set.
-// KEYS: tag set, tag stamp   ARGV: key prefix, stamp ttl
-const INVALIDATE_TAG = `
-local members = redis.call('SMEMBERS', KEYS[1])
-local deleted = 0
-local batch = {}
-for i = 1, #members do
-  batch[#batch + 1] = members[i]
-  batch[#batch + 1] = ARGV[1] .. '~lock:' .. string.sub(members[i], #ARGV[1] + 1)
-  if #batch >= 1000 or i == #members then
-    deleted = deleted + redis.call('UNLINK', unpack(batch))
-    batch = {}
-  end
-end
+// Stamps a tag with Redis time: loads that started before it must not land with this tag.
+// KEYS: tag stamp   ARGV: stamp ttl
+const STAMP_TAG = `
 local t = redis.call('TIME')
-redis.call('SET', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), 'PX', ARGV[2])
-redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), 'PX', ARGV[1])
+return 1`;
+
+// Takes up to ARGV[2] members off a tag set and deletes them with their leases; answers how many.
+// Batches keep each call short however large the tag. KEYS: tag set   ARGV: key prefix, batch size
+const INVALIDATE_TAG_BATCH = `
+local members = redis.call('SPOP', KEYS[1], ARGV[2])
+if #members == 0 then return 0 end
+local keys = {}
+for i = 1, #members do
+  keys[#keys + 1] = members[i]
+  keys[#keys + 1] = ARGV[1] .. '~lock:' .. string.sub(members[i], #ARGV[1] + 1)
+end
+redis.call('UNLINK', unpack(keys))
 return #members`;
 
-// SET NX PX with an owner token; also answers Redis time, the load's start for SET_LEASED.
 // Deletes entries (odd KEYS) and the leases of their running loads (even KEYS); counts entries.
 const DELETE = `
 local deleted = 0
@@ -94,6 +94,7 @@ return 0`;
 
 const WARN_INTERVAL_MS = 10_000;
 const SCAN_BATCH = 1000;
+const TAG_BATCH = 500;
 /** how long a tag invalidation is remembered against loads that started before it */
 const TAG_STAMP_TTL_MS = 10 * 60_000;
 /** how long the highest written version of an entry is remembered */
@@ -198,11 +199,19 @@ export class RedisLayer {
     return (await this.guard('UNLINK', async () => (await this.redis.eval(DELETE, keys.length, ...keys), true), false)) === true;
   }
 
+  /** Stamps the tag first (so older loads cannot land with it), then empties it in batches. */
   async invalidateTag(tagId: string): Promise<number> {
     return this.guard(
       'EVAL',
-      async () =>
-        Number(await this.redis.eval(INVALIDATE_TAG, 2, this.keys.tag(tagId), this.keys.tagStamp(tagId), this.keys.prefix, TAG_STAMP_TTL_MS)),
+      async () => {
+        await this.redis.eval(STAMP_TAG, 1, this.keys.tagStamp(tagId), TAG_STAMP_TTL_MS);
+        let removed = 0;
+        for (;;) {
+          const batch = Number(await this.redis.eval(INVALIDATE_TAG_BATCH, 1, this.keys.tag(tagId), this.keys.prefix, TAG_BATCH));
+          removed += batch;
+          if (batch < TAG_BATCH) return removed;
+        }
+      },
       0,
     );
   }

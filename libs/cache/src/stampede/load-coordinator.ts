@@ -31,7 +31,9 @@ export interface LoadRequest<T> {
   metaFor: (value: T, now: number, loadMs: number) => EntryMeta | undefined;
 }
 
-const LOCK_POLL_MS = 25;
+/** lock waiters look again after 5 ms, then back off to 50 ms */
+const LOCK_POLL_MIN_MS = 5;
+const LOCK_POLL_MAX_MS = 50;
 const WARN_INTERVAL_MS = 10_000;
 
 class SoftTimeout {}
@@ -163,7 +165,7 @@ export class LoadCoordinator {
       this.backoffUntil.delete(id);
       const now = Date.now();
       const meta = request.metaFor(value, now, loadMs);
-      if (meta && !inflight.invalidated) await this.store.writeLoaded(id, value ?? null, meta, lease, now);
+      if (meta && !this.inflight.isInvalidated(inflight, meta.t)) await this.store.writeLoaded(id, value ?? null, meta, lease, now);
       else if (lease) await this.store.l2.releaseLease(id, lease.token);
       return value;
     } catch (error) {
@@ -184,8 +186,10 @@ export class LoadCoordinator {
     if (policy.lock === false) return {};
     this.metrics.lockWaits.inc({ namespace });
     const deadline = Date.now() + policy.lock.waitMs;
+    let pollMs = LOCK_POLL_MIN_MS;
     while (Date.now() < deadline) {
-      await sleep(Math.min(LOCK_POLL_MS, Math.max(deadline - Date.now(), 1)));
+      await sleep(Math.min(pollMs, Math.max(deadline - Date.now(), 1)));
+      pollMs = Math.min(pollMs * 2, LOCK_POLL_MAX_MS);
       const found = await this.store.readRemote(id);
       if (found && Date.now() < found.meta.f) {
         this.metrics.hit(namespace, 'l2');

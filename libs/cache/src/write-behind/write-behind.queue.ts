@@ -94,7 +94,14 @@ export class WriteBehindQueue {
     const { Queue } = await import('bullmq');
     this.queue = new Queue(this.config.queueName, { connection: this.redis });
     this.queue.on('error', () => undefined);
-    await this.redis.connect().catch((error: Error) => this.logger.warn(`queue Redis unreachable at start-up: ${error.message}`));
+    // The Queue connects the client; wait for it, bounded, so the first writes are not refused.
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer in ${this.config.commandTimeoutMs} ms`)), this.config.commandTimeoutMs);
+    });
+    await Promise.race([this.queue.waitUntilReady(), timeout])
+      .catch((error: Error) => this.logger.warn(`queue Redis unreachable at start-up (${error.message}); writes fall back to write-through`))
+      .finally(() => clearTimeout(timer));
   }
 
   async stop(): Promise<void> {

@@ -1,0 +1,37 @@
+import { type CanActivate, type ExecutionContext, Inject, Injectable, NotFoundException, UnauthorizedException } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { APP_CONFIG, type AppConfig } from '../config/app.config.js';
+
+const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/**
+ * Admin routes need `Authorization: Bearer $CACHE_ADMIN_TOKEN`. Without a configured token they
+ * are off: 404, as for a route that does not exist. The token is compared as SHA-256 digests in
+ * constant time, so neither its content nor its length leaks through timing.
+ */
+@Injectable()
+export class AdminTokenGuard implements CanActivate {
+  private readonly expected?: Buffer;
+
+  constructor(@Inject(APP_CONFIG) config: AppConfig) {
+    this.expected = config.cacheAdminToken ? digest(config.cacheAdminToken) : undefined;
+  }
+
+  canActivate(context: ExecutionContext): boolean {
+    const http = context.switchToHttp();
+    const request = http.getRequest<Request>();
+    if (!this.expected) {
+      throw new NotFoundException({ statusCode: 404, error: 'Not Found', message: `Cannot ${request.method} ${request.path}` });
+    }
+    const header = request.headers.authorization;
+    const presented = /^Bearer +(\S+) *$/i.exec(header ?? '')?.[1];
+    if (presented !== undefined && timingSafeEqual(digest(presented), this.expected)) return true;
+    http.getResponse<Response>().setHeader('WWW-Authenticate', 'Bearer realm="cache-admin"');
+    throw new UnauthorizedException({
+      statusCode: 401,
+      error: 'Unauthorized',
+      message: header === undefined ? 'missing bearer token' : 'invalid bearer token',
+    });
+  }
+}

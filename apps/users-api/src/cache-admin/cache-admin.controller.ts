@@ -1,0 +1,30 @@
+import { Body, Controller, Get, Header, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
+import { CacheService } from '@cachekit/cache';
+import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
+import { AdminTokenGuard } from './admin-token.guard.js';
+import { type InvalidateInput, invalidateSchema } from './cache-admin.schemas.js';
+import { type CacheStats, CacheStatsService } from './cache-stats.service.js';
+
+@Controller('cache')
+export class CacheAdminController {
+  constructor(
+    @Inject(CacheService) private readonly cache: CacheService,
+    private readonly statsService: CacheStatsService,
+  ) {}
+
+  /** Hit ratios per namespace and layer, L1 size, and the cache Redis INFO figures. */
+  @Get('stats')
+  @Header('Cache-Control', 'no-store')
+  stats(): Promise<CacheStats> {
+    return this.statsService.stats();
+  }
+
+  /** Admin: evicts exact keys and tags of one namespace, in both levels and on every instance. */
+  @Post('invalidate')
+  @HttpCode(200)
+  @UseGuards(AdminTokenGuard)
+  async invalidate(@Body(new ZodValidationPipe(invalidateSchema)) body: InvalidateInput): Promise<{ namespace: string; deleted: number }> {
+    const deleted = await this.cache.namespace(body.namespace).invalidate({ keys: body.keys, tags: body.tags }, 'api');
+    return { namespace: body.namespace, deleted };
+  }
+}

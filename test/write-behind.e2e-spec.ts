@@ -172,6 +172,34 @@ describe('write-behind through BullMQ with real worker processes', () => {
     }
   });
 
+  it('serves one field from the hash object cache, updates it in place on PATCH, drops it on PUT', async () => {
+    const [api] = cluster.instances;
+    const [id] = await createUsers(1, 'fields');
+    const miss = await api.http().get(`/users/${id}/fields/name`).expect(200);
+    expect(miss.headers['x-cache']).toBe('MISS');
+    expect(miss.body).toEqual({ id, field: 'name', value: 'fields 0' });
+    const hit = await api.http().get(`/users/${id}/fields/email`).expect(200);
+    expect(hit.headers['x-cache']).toBe('HIT');
+    expect(hit.body.value).toBe('fields0@example.com');
+    const hashKey = `${cluster.config.cacheKeyPrefix}~hash:users:${id}`;
+    const ttlBefore = await cluster.redis.pttl(hashKey);
+    expect(ttlBefore).toBeGreaterThan(0);
+
+    await api.http().patch(`/users/${id}/settings`).send({ theme: 'in place' }).expect(202);
+    const settings = await api.http().get(`/users/${id}/fields/settings`).expect(200);
+    expect(settings.headers['x-cache']).toBe('HIT');
+    expect(settings.body.value).toEqual({ theme: 'in place' });
+    expect(await cluster.redis.pttl(hashKey)).toBeLessThanOrEqual(ttlBefore); // TTL kept, not renewed
+
+    await api.http().put(`/users/${id}`).send({ email: 'fields0@example.com', name: 'renamed' }).expect(200);
+    const renamed = await api.http().get(`/users/${id}/fields/name`).expect(200);
+    expect(renamed.headers['x-cache']).toBe('MISS');
+    expect(renamed.body.value).toBe('renamed');
+
+    await api.http().get(`/users/${id}/fields/password`).expect(400);
+    await api.http().get('/users/987654/fields/name').expect(404);
+  });
+
   it('answers 404 and 400 for bad settings requests', async () => {
     const [api] = cluster.instances;
     await api.http().patch('/users/987654/settings').send({ a: 1 }).expect(404);

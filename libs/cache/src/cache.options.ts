@@ -125,6 +125,7 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     bus: o.bus,
     writeBehind: o.writeBehind && {
       url: o.writeBehind.redis.url,
+      keyPrefix: o.keyPrefix,
       queueName: o.writeBehind.queueName,
       attempts: o.writeBehind.attempts,
       backoffMs: o.writeBehind.backoff,

@@ -132,11 +132,17 @@ export class CacheNamespace {
   }
 
   /**
-   * Removes keys, tags and patterns of this namespace in one call; `source` labels the
+   * Removes keys, tags, patterns and hash objects (by id, see `hash()`) of this namespace in one call; `source` labels the
    * `cache_invalidations_total` series. Answers how many entries went.
    */
   async invalidate(
-    what: { keys?: readonly string[]; tags?: readonly string[]; patterns?: readonly KeyPattern[] },
+    what: {
+      keys?: readonly string[];
+      tags?: readonly string[];
+      patterns?: readonly KeyPattern[];
+      hashes?: readonly string[];
+      hashPatterns?: readonly KeyPattern[];
+    },
     source: InvalidationSource = 'api',
   ): Promise<number> {
     const { store, loads, metrics } = this.runtime;
@@ -152,6 +158,14 @@ export class CacheNamespace {
       loads.inflight.invalidateTags(tagIds);
       metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'tag' : source }, what.tags.length);
       deleted += await store.invalidateTags(tagIds);
+    }
+    if (what.hashes?.length) {
+      metrics.invalidations.inc({ namespace: this.name, source }, what.hashes.length);
+      deleted += await store.l2.deleteHashes(this.name, what.hashes);
+    }
+    for (const pattern of what.hashPatterns ?? []) {
+      metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'pattern' : source });
+      deleted += await store.l2.deleteHashesMatching(this.name, pattern.glob);
     }
     for (const pattern of what.patterns ?? []) {
       loads.inflight.invalidateAll();
@@ -206,7 +220,7 @@ export class CacheNamespace {
 
   /** Objects stored as Redis hashes: read or update one field without rewriting the object; the TTL is kept. */
   hash(options: { ttl: Duration }): HashCache {
-    return new HashCache(this.runtime.redis, `${this.runtime.keys.structure('hash', this.name)}:`, {
+    return new HashCache(this.runtime.redis, this.runtime.keys.hashPrefix(this.name), {
       ttlMs: toMilliseconds(options.ttl, 'hash ttl'),
     });
   }

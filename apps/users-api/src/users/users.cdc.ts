@@ -5,10 +5,10 @@ import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey } from './use
 export function usersCdcMap(change: CdcNotification): CdcInvalidation | undefined {
   if (change.table !== 'users') return undefined;
   const id = Number(change.id);
-  return { namespace: USERS_NAMESPACE, keys: [userKey(id), userSettingsKey(id)], tags: [USERS_LIST_TAG] };
+  return { namespace: USERS_NAMESPACE, keys: [userKey(id), userSettingsKey(id)], tags: [USERS_LIST_TAG], hashes: [String(id)] };
 }
 
 /** Everything the map covers, evicted after the LISTEN connection comes back. */
 export function usersCdcResync(): CdcInvalidation[] {
-  return [{ namespace: USERS_NAMESPACE, patterns: [glob`user:*`], tags: [USERS_LIST_TAG] }];
+  return [{ namespace: USERS_NAMESPACE, patterns: [glob`user:*`], tags: [USERS_LIST_TAG], hashPatterns: [glob`*`] }];
 }

@@ -15,6 +15,8 @@ import {
   type ReplaceUserInput,
   settingsSchema,
   type SettingsInput,
+  type UserField,
+  userFieldSchema,
 } from './users.schemas.js';
 import { type AcceptedSettings, UsersService } from './users.service.js';
 
@@ -86,6 +88,18 @@ export class UsersController {
   @Get(':id/settings')
   settings(@Param('id', UserIdPipe) id: number): Promise<UserSettings> {
     return this.users.settingsOf(id);
+  }
+
+  /** One field from the hash object cache (`X-Cache` says whether the hash was there). */
+  @Get(':id/fields/:field')
+  async field(
+    @Param('id', UserIdPipe) id: number,
+    @Param('field', new ZodValidationPipe(userFieldSchema)) field: UserField,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<{ id: number; field: UserField; value: unknown }> {
+    const { value, cache } = await this.users.field(id, field);
+    response.setHeader('X-Cache', cache);
+    return { id, field, value };
   }
 
   @Delete(':id')

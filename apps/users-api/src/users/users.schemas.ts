@@ -39,3 +39,8 @@ export const listUsersSchema = z.strictObject({
   offset: z.coerce.number().int().min(0).max(1_000_000).default(0),
 });
 export type ListUsersQuery = z.output<typeof listUsersSchema>;
+
+/** The fields of a user that GET /users/:id/fields/:field serves. */
+export const USER_FIELDS = ['id', 'email', 'name', 'settings', 'version', 'createdAt', 'updatedAt'] as const;
+export const userFieldSchema = z.enum(USER_FIELDS);
+export type UserField = z.output<typeof userFieldSchema>;

@@ -1,11 +1,11 @@
 import { ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { CacheService } from '@cachekit/cache';
+import { CacheService, type HashCache } from '@cachekit/cache';
 import { persistUserSettings, PG_UNIQUE_VIOLATION, User, USER_SETTINGS_ENTITY, type UserSettings } from '@cachekit/users-domain';
 import { QueryFailedError, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app.config.js';
 import { USERS_NAMESPACE, userSettingsKey } from './users.cache-keys.js';
-import type { CreateUserInput, ListUsersQuery, ReplaceUserInput } from './users.schemas.js';
+import type { CreateUserInput, ListUsersQuery, ReplaceUserInput, UserField } from './users.schemas.js';
 
 export interface AcceptedSettings {
   id: number;
@@ -15,14 +15,18 @@ export interface AcceptedSettings {
   mode: 'queued' | 'written';
 }
 
-/** The users table, and the write-behind path of user settings. */
+/** The users table, the write-behind path of user settings, and users as hash objects (one field at a time). */
 @Injectable()
 export class UsersService {
+  private readonly hashes: HashCache;
+
   constructor(
     @InjectRepository(User) private readonly users: Repository<User>,
     @Inject(APP_CONFIG) private readonly config: AppConfig,
     private readonly cache: CacheService,
-  ) {}
+  ) {
+    this.hashes = cache.namespace(USERS_NAMESPACE).hash({ ttl: config.usersCacheTtlMs });
+  }
 
   async create(input: CreateUserInput): Promise<User> {
     try {
@@ -48,22 +52,41 @@ export class UsersService {
 
   /** Replaces email and name under a row lock; bumps `version`. */
   async replace(id: number, input: ReplaceUserInput): Promise<User> {
+    let user: User;
     try {
-      return await this.users.manager.transaction(async (manager) => {
-        const user = await manager.findOne(User, { where: { id }, lock: { mode: 'pessimistic_write' } });
-        if (!user) throw new NotFoundException(`user ${id} not found`);
-        user.email = input.email;
-        user.name = input.name;
-        return manager.save(user);
+      user = await this.users.manager.transaction(async (manager) => {
+        const current = await manager.findOne(User, { where: { id }, lock: { mode: 'pessimistic_write' } });
+        if (!current) throw new NotFoundException(`user ${id} not found`);
+        current.email = input.email;
+        current.name = input.name;
+        return manager.save(current);
       });
     } catch (error) {
       throw conflictOnDuplicateEmail(error, input.email);
     }
+    await this.dropHash(id);
+    return user;
   }
 
   async remove(id: number): Promise<void> {
     const result = await this.users.delete({ id });
     if (!result.affected) throw new NotFoundException(`user ${id} not found`);
+    await this.dropHash(id);
+  }
+
+  /** One field of a user from the hash object cache; on a miss the whole user is loaded and stored as a hash. */
+  async field(id: number, field: UserField): Promise<{ value: unknown; cache: 'HIT' | 'MISS' }> {
+    const cached = await this.hashes.getField(id, field).catch(() => undefined); // Redis away: go to the database
+    if (cached !== undefined) return { value: cached, cache: 'HIT' };
+    const user = await this.findOne(id);
+    if (!user) throw new NotFoundException(`user ${id} not found`);
+    await this.hashes.set(id, { ...user }).catch(() => undefined);
+    return { value: user[field], cache: 'MISS' };
+  }
+
+  /** The hash copy of a user goes with every change that is not a settings write (CDC does the same for changes made elsewhere). */
+  async dropHash(id: number): Promise<void> {
+    await this.cache.namespace(USERS_NAMESPACE).invalidate({ hashes: [String(id)] });
   }
 
   /** Accepts new settings at once (cache + queue); the worker writes them to the database later. */
@@ -78,6 +101,8 @@ export class UsersService {
         }
       },
     });
+    // One field changes: update it in place (the hash keeps its TTL), do not rewrite the object.
+    await this.hashes.setField(id, 'settings', settings).catch(() => undefined);
     return { id, settings, version, mode };
   }
 

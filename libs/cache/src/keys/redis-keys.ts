@@ -35,6 +35,11 @@ export class RedisKeys {
     return `${this.prefix}~${kind}:${id}`;
   }
 
+  /** objects stored as Redis hashes (`cache.hash()`) of one namespace */
+  hashPrefix(namespace: string): string {
+    return `${this.prefix}~hash:${namespace}:`;
+  }
+
   /** the L1 invalidation bus */
   busChannel(): string {
     return `${this.prefix}~bus`;

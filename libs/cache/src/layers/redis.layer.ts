@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import type { Redis } from 'ioredis';
 import { type CacheEnvelope } from '../entry/envelope.js';
 import { decodeEnvelope } from '../entry/serializer.js';
+import { escapeGlob } from '../keys/key-part.js';
 import type { RedisKeys } from '../keys/redis-keys.js';
 
 // Adds KEYS[1] to each tag set in KEYS[from..to] and keeps each set alive at least `ttl` ms.
@@ -191,6 +192,18 @@ export class RedisLayer {
     if (ids.length === 0) return 0;
     const keys = ids.flatMap((id) => [this.keys.entry(id), this.keys.lock(id)]);
     return Number(await this.guard('UNLINK', () => this.redis.eval(DELETE, keys.length, ...keys), 0));
+  }
+
+  /** Deletes hash objects (`cache.hash()`) of a namespace by id. */
+  async deleteHashes(namespace: string, ids: readonly string[]): Promise<number> {
+    if (ids.length === 0) return 0;
+    const prefix = this.keys.hashPrefix(namespace);
+    return this.guard('UNLINK', () => this.redis.unlink(...ids.map((id) => prefix + id)), 0);
+  }
+
+  /** SCAN + UNLINK over the hash objects of a namespace whose id matches `idGlob`. */
+  async deleteHashesMatching(namespace: string, idGlob: string): Promise<number> {
+    return this.guard('SCAN', () => this.scanUnlink(escapeGlob(this.keys.hashPrefix(namespace)) + idGlob), 0);
   }
 
   /** Like `delete`, but tells a Redis failure (`false`) from success. */

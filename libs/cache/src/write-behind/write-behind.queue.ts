@@ -21,6 +21,8 @@ export interface WriteBehindJob {
 
 export interface WriteBehindConfig {
   url: string;
+  /** the cache's key prefix: apps sharing a queue Redis never meet in its keys or job ids */
+  keyPrefix: string;
   queueName: string;
   attempts: number;
   backoffMs: number;
@@ -46,7 +48,6 @@ local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.match(current, '^{"v":(%d+),') == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0`;
 
-const KEY_PREFIX = 'cachekit:wb:';
 
 /**
  * The producer side of write-behind, on the queue Redis (`noeviction`, AOF: a queue must never
@@ -118,7 +119,7 @@ export class WriteBehindQueue {
     );
     const data: WriteBehindJob = { ...job, version };
     await this.queue.add(job.entity, data, {
-      jobId: [job.namespace, job.key, version].map((part) => keyPart(String(part))).join('.'),
+      jobId: [this.config.keyPrefix, job.namespace, job.key, version].map((part) => keyPart(String(part))).join('.'),
       attempts: this.config.attempts,
       backoff: { type: 'exponential', delay: this.config.backoffMs, jitter: 0.5 },
       removeOnComplete: true,
@@ -154,10 +155,10 @@ export class WriteBehindQueue {
   }
 
   private versionKey(namespace: string, key: string): string {
-    return `${KEY_PREFIX}version:${namespace}:${key}`;
+    return `${this.config.keyPrefix}~wb:version:${namespace}:${key}`;
   }
 
   private pendingKey(namespace: string): string {
-    return `${KEY_PREFIX}pending:${namespace}`;
+    return `${this.config.keyPrefix}~wb:pending:${namespace}`;
   }
 }

@@ -16,6 +16,10 @@ export interface CdcInvalidation {
   keys?: readonly string[];
   tags?: readonly string[];
   patterns?: readonly KeyPattern[];
+  /** ids of hash objects (`cache.namespace(ns).hash()`) */
+  hashes?: readonly string[];
+  /** hash objects whose id matches */
+  hashPatterns?: readonly KeyPattern[];
 }
 
 export interface CacheCdcOptions {

@@ -30,6 +30,7 @@ describe('write-behind through BullMQ with real worker processes', () => {
       REDIS_URL,
       QUEUE_REDIS_URL: queueUrl,
       CACHE_KEY_PREFIX: cluster.config.cacheKeyPrefix,
+      CACHE_ADMIN_TOKEN: 'wb-admin',
     });
     workers.push(worker);
     return worker;
@@ -198,6 +199,28 @@ describe('write-behind through BullMQ with real worker processes', () => {
 
     await api.http().get(`/users/${id}/fields/password`).expect(400);
     await api.http().get('/users/987654/fields/name').expect(404);
+  });
+
+  it('a write that can never land (user deleted) fails once, shows in the dead letters, and stops being served', async () => {
+    for (const worker of workers) await worker.kill('SIGTERM');
+    const [api] = cluster.instances;
+    const [id] = await createUsers(1, 'dead');
+    await api.http().patch(`/users/${id}/settings`).send({ theme: 'orphan' }).expect(202);
+    await api.http().delete(`/users/${id}`).expect(204);
+    const worker = await startWorker();
+    await drained(30_000);
+    expect((await queue.getJobCounts('failed')).failed).toBe(1);
+    const base = `http://127.0.0.1:${worker.port}/write-behind/dead-letters`;
+    expect((await fetch(base)).status).toBe(401);
+    const letters = (await (await fetch(base, { headers: { Authorization: 'Bearer wb-admin' } })).json()) as Array<{
+      data: { id: number };
+      failedReason: string;
+      attemptsMade: number;
+    }>;
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ data: { id }, attemptsMade: 1 });
+    expect(letters[0].failedReason).toMatch(/no longer exists/);
+    await api.http().get(`/users/${id}/settings`).expect(404);
   });
 
   it('answers 404 and 400 for bad settings requests', async () => {

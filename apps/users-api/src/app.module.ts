@@ -1,6 +1,6 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CacheCdcModule, CacheModule } from '@cachekit/cache';
+import { CACHE_ADMIN_TOKEN, CacheCdcModule, CacheModule } from '@cachekit/cache';
 import { USERS_CDC_CHANNEL, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
 import { APP_CONFIG, type AppConfig } from './config/app.config.js';
 import { USERS_NAMESPACE } from './users/users.cache-keys.js';
@@ -54,8 +54,11 @@ export class AppModule {
         MetricsModule,
         CacheAdminModule,
       ],
-      providers: [{ provide: APP_CONFIG, useValue: config }],
-      exports: [APP_CONFIG],
+      providers: [
+        { provide: APP_CONFIG, useValue: config },
+        { provide: CACHE_ADMIN_TOKEN, useValue: config.cacheAdminToken },
+      ],
+      exports: [APP_CONFIG, CACHE_ADMIN_TOKEN],
     };
   }
 }

@@ -2,10 +2,11 @@ import { BullModule } from '@nestjs/bullmq';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CacheModule, WRITE_BEHIND_QUEUE } from '@cachekit/cache';
+import { CACHE_ADMIN_TOKEN, CacheModule, WRITE_BEHIND_QUEUE } from '@cachekit/cache';
 import { USERS_DOMAIN_ENTITIES } from '@cachekit/users-domain';
 import { bullConnection, WORKER_CONFIG, type WorkerConfig } from './config/worker.config.js';
 import { WorkerHealthController } from './health/worker-health.controller.js';
+import { DeadLettersController } from './write-behind/dead-letters.controller.js';
 import { WriteBehindProcessor } from './write-behind/write-behind.processor.js';
 
 @Module({})
@@ -29,8 +30,12 @@ export class WorkerModule {
         BullModule.registerQueue({ name: WRITE_BEHIND_QUEUE }),
         TerminusModule,
       ],
-      controllers: [WorkerHealthController],
-      providers: [{ provide: WORKER_CONFIG, useValue: config }, WriteBehindProcessor],
+      controllers: [WorkerHealthController, DeadLettersController],
+      providers: [
+        { provide: WORKER_CONFIG, useValue: config },
+        { provide: CACHE_ADMIN_TOKEN, useValue: config.cacheAdminToken },
+        WriteBehindProcessor,
+      ],
     };
   }
 }

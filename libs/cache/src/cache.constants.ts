@@ -9,3 +9,6 @@ export const CACHE_PUT_METADATA = 'cachekit:put';
 export const DEFAULT_NAMESPACE = 'default';
 
 export const CACHE_STATUS_HEADER = 'X-Cache';
+
+/** Provide the admin bearer token under this (`undefined` or empty: admin routes answer 404). */
+export const CACHE_ADMIN_TOKEN = Symbol('cachekit:admin-token');

@@ -1,7 +1,6 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
-import { CacheService } from '@cachekit/cache';
+import { CacheAdminGuard, CacheService } from '@cachekit/cache';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
-import { AdminTokenGuard } from './admin-token.guard.js';
 import { type InvalidateInput, invalidateSchema } from './cache-admin.schemas.js';
 import { type CacheStats, CacheStatsService } from './cache-stats.service.js';
 
@@ -22,7 +21,7 @@ export class CacheAdminController {
   /** Admin: evicts exact keys and tags of one namespace, in both levels and on every instance. */
   @Post('invalidate')
   @HttpCode(200)
-  @UseGuards(AdminTokenGuard)
+  @UseGuards(CacheAdminGuard)
   async invalidate(@Body(new ZodValidationPipe(invalidateSchema)) body: InvalidateInput): Promise<{ namespace: string; deleted: number }> {
     const deleted = await this.cache.namespace(body.namespace).invalidate({ keys: body.keys, tags: body.tags }, 'api');
     return { namespace: body.namespace, deleted };

@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { AdminTokenGuard } from './admin-token.guard.js';
 import { CacheAdminController } from './cache-admin.controller.js';
 import { CacheStatsService } from './cache-stats.service.js';
 
@@ -9,6 +8,6 @@ import { CacheStatsService } from './cache-stats.service.js';
  */
 @Module({
   controllers: [CacheAdminController],
-  providers: [CacheStatsService, AdminTokenGuard],
+  providers: [CacheStatsService],
 })
 export class CacheAdminModule {}

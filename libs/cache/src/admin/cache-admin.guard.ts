@@ -1,21 +1,22 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, NotFoundException, UnauthorizedException } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
-import { APP_CONFIG, type AppConfig } from '../config/app.config.js';
+import { CACHE_ADMIN_TOKEN } from '../cache.constants.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
 /**
- * Admin routes need `Authorization: Bearer $CACHE_ADMIN_TOKEN`. Without a configured token they
+ * Admin routes (cache invalidation, dead letters) need `Authorization: Bearer <token>`, the token
+ * an app provides under `CACHE_ADMIN_TOKEN` (users-api and the worker: `$CACHE_ADMIN_TOKEN`). Without a configured token they
  * are off: 404, as for a route that does not exist. The token is compared as SHA-256 digests in
  * constant time, so neither its content nor its length leaks through timing.
  */
 @Injectable()
-export class AdminTokenGuard implements CanActivate {
+export class CacheAdminGuard implements CanActivate {
   private readonly expected?: Buffer;
 
-  constructor(@Inject(APP_CONFIG) config: AppConfig) {
-    this.expected = config.cacheAdminToken ? digest(config.cacheAdminToken) : undefined;
+  constructor(@Inject(CACHE_ADMIN_TOKEN) token: string | undefined) {
+    this.expected = token ? digest(token) : undefined;
   }
 
   canActivate(context: ExecutionContext): boolean {

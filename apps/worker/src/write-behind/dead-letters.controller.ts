@@ -1,0 +1,19 @@
+import { Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
+import { CacheAdminGuard, CacheRuntime } from '@cachekit/cache';
+import { z } from 'zod';
+
+const querySchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
+
+/** The dead-letter view: write-behind jobs that exhausted their retries or could never be written (admin). */
+@Controller('write-behind')
+@UseGuards(CacheAdminGuard)
+export class DeadLettersController {
+  constructor(@Inject(CacheRuntime) private readonly runtime: CacheRuntime) {}
+
+  @Get('dead-letters')
+  async deadLetters(@Query() query: Record<string, unknown>) {
+    const parsed = querySchema.safeParse(query);
+    const limit = parsed.success ? parsed.data.limit : 100;
+    return (await this.runtime.writeBehind?.deadLetters(limit)) ?? [];
+  }
+}

@@ -3,11 +3,12 @@ import { createServer, type Server, type Socket, connect } from 'node:net';
 /**
  * A loopback TCP proxy in front of a service, so that one test can cut its own app off from
  * PostgreSQL or Redis (others keep using the real one): `block()` drops every connection and
- * refuses new ones until `unblock()`.
+ * refuses new ones, `stall()` drops them and then accepts without ever answering (a hanging
+ * server), `unblock()` forwards again.
  */
 export class TcpProxy {
   private readonly sockets = new Set<Socket>();
-  private blocked = false;
+  private mode: 'forward' | 'block' | 'stall' = 'forward';
   private constructor(
     private readonly server: Server,
     readonly port: number,
@@ -16,8 +17,14 @@ export class TcpProxy {
   static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
     let proxy: TcpProxy | undefined;
     const server = createServer((client) => {
-      if (!proxy || proxy.blocked) {
+      if (!proxy || proxy.mode === 'block') {
         client.destroy();
+        return;
+      }
+      if (proxy.mode === 'stall') {
+        proxy.sockets.add(client);
+        client.on('close', () => proxy?.sockets.delete(client));
+        client.on('error', () => undefined);
         return;
       }
       const upstream = connect(targetPort, targetHost);
@@ -36,12 +43,19 @@ export class TcpProxy {
   }
 
   block(): void {
-    this.blocked = true;
+    this.mode = 'block';
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  stall(): void {
+    this.mode = 'stall';
     for (const socket of this.sockets) socket.destroy();
   }
 
   unblock(): void {
-    this.blocked = false;
+    // Stalled connections would hang forever: drop them, clients reconnect through the proxy.
+    if (this.mode === 'stall') for (const socket of this.sockets) socket.destroy();
+    this.mode = 'forward';
   }
 
   url(base: string): string {

@@ -1,111 +1,10 @@
-import { type ChildProcess, spawn } from 'node:child_process';
-import { once } from 'node:events';
-import net from 'node:net';
 import { Redis } from 'ioredis';
+import { startRedisServer } from '../../../test/support/redis-server.js';
 import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from '../../../test/support/services.js';
+import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { loadConfig } from '../src/config/app.config.js';
 import { parsePrometheusText, sampleValue } from './prometheus-text.js';
 import { startInstance, startUsersApi, type UsersApi } from './users-app.js';
-
-async function freePort(): Promise<number> {
-  const server = net.createServer().listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  const { port } = server.address() as net.AddressInfo;
-  server.close();
-  await once(server, 'close');
-  return port;
-}
-
-/** A throwaway redis-server on a free loopback port, so that killing it touches nobody else. */
-async function startRedisServer(): Promise<{ url: string; kill: () => Promise<void> }> {
-  const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
-    stdio: 'ignore',
-  });
-  const url = `redis://127.0.0.1:${port}`;
-  const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-  probe.on('error', () => undefined);
-  const deadline = Date.now() + 5_000;
-  for (;;) {
-    try {
-      await probe.connect();
-      await probe.ping();
-      break;
-    } catch (error) {
-      if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start: ${(error as Error).message}`);
-      await new Promise((resolve) => setTimeout(resolve, 50));
-    }
-  }
-  probe.disconnect();
-  return {
-    url,
-    kill: async () => {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      const exited = once(child, 'exit');
-      child.kill('SIGKILL');
-      await exited;
-    },
-  };
-}
-
-/**
- * A TCP proxy in front of the shared PostgreSQL that this test alone goes through: `cut()` stops
- * accepting and drops every connection (PostgreSQL "down" for this app only), `stall()` accepts and
- * never answers (PostgreSQL hanging), `restore()` forwards again.
- */
-async function startPostgresProxy(target = { host: '127.0.0.1', port: 5432 }) {
-  const port = await freePort();
-  const sockets = new Set<net.Socket>();
-  let mode: 'forward' | 'stall' = 'forward';
-  let server: net.Server | undefined;
-  const track = (socket: net.Socket) => {
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-  };
-  const dropAll = () => {
-    for (const socket of sockets) socket.destroy();
-  };
-  const listen = async () => {
-    server = net.createServer((client) => {
-      track(client);
-      if (mode === 'stall') return;
-      const upstream = net.connect(target.port, target.host);
-      track(upstream);
-      client.pipe(upstream);
-      upstream.pipe(client);
-      client.on('close', () => upstream.destroy());
-      upstream.on('close', () => client.destroy());
-    });
-    server.listen(port, '127.0.0.1');
-    await once(server, 'listening');
-  };
-  const close = async () => {
-    const closing = server;
-    server = undefined;
-    if (!closing) return;
-    const closed = once(closing, 'close');
-    closing.close();
-    dropAll();
-    await closed;
-  };
-  await listen();
-  return {
-    port,
-    cut: close,
-    async stall() {
-      await close();
-      mode = 'stall';
-      await listen();
-    },
-    async restore() {
-      await close();
-      mode = 'forward';
-      await listen();
-    },
-    close,
-  };
-}
 
 const timed = async <T>(run: () => PromiseLike<T>): Promise<{ result: T; ms: number }> => {
   const started = Date.now();
@@ -186,13 +85,13 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
   });
 
   describe('PostgreSQL down (for this app only, through a proxy)', () => {
-    let proxy: Awaited<ReturnType<typeof startPostgresProxy>>;
+    let proxy: TcpProxy;
     let database: Awaited<ReturnType<typeof createTestDatabase>>;
     let api: UsersApi;
     let shared: Redis;
 
     beforeAll(async () => {
-      proxy = await startPostgresProxy();
+      proxy = await TcpProxy.start(5432);
       database = await createTestDatabase('health_faults_pg');
       const viaProxy = new URL(database.url);
       viaProxy.hostname = '127.0.0.1';
@@ -207,9 +106,9 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
     });
 
     afterAll(async () => {
-      await proxy?.restore();
+      proxy?.unblock();
       await api?.close();
-      await proxy?.close();
+      await proxy?.stop();
       await database?.drop();
       if (shared) {
         if (api) await dropPrefix(shared, api.config.cacheKeyPrefix);
@@ -227,7 +126,7 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
       }
       expect(ready.body).toMatchObject({ status: 'ok', details: { database: { status: 'up' }, cdc: { listener: 'up' } } });
 
-      await proxy.cut();
+      proxy.block();
       const refused = await timed(() => api.http().get('/health/ready'));
       expect(refused.result.status).toBe(503);
       expect(refused.ms).toBeLessThan(1_500);
@@ -239,14 +138,14 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
       // liveness is not readiness: the process still runs
       await api.http().get('/health/live').expect(200);
 
-      await proxy.stall();
+      proxy.stall();
       const hanging = await timed(() => api.http().get('/health/ready'));
       expect(hanging.result.status).toBe(503);
       expect(hanging.result.body).toMatchObject({ status: 'error', error: { database: { status: 'down', message: expect.stringMatching(/timeout/) } } });
       expect(hanging.ms).toBeGreaterThanOrEqual(900);
       expect(hanging.ms).toBeLessThan(2_500);
 
-      await proxy.restore();
+      proxy.unblock();
       const deadline = Date.now() + 5_000;
       let status = 0;
       while (status !== 200 && Date.now() < deadline) {

@@ -64,6 +64,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     );
     this.metrics = new CacheMetrics(() => ({ entries: l1?.size ?? 0, bytes: l1?.bytes ?? 0 }));
     this.loads = new LoadCoordinator(this.store, this.metrics);
+    this.redis.on('ready', () => void this.store.deferred.flush());
     if (config.writeBehind) this.writeBehind = new WriteBehindQueue(config.writeBehind, this.metrics.registry);
   }
 
@@ -85,6 +86,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
+    this.store.deferred.stop();
     await this.bus?.stop();
     await this.writeBehind?.stop();
     if (!this.ownsRedis) return;

@@ -65,8 +65,8 @@ export class CacheNamespace {
    * Write-through: `persist` commits to the database first; then the cache gets the committed
    * value, unless a newer version (`version(value)`, e.g. the row's version column) is already
    * there, so concurrent writers leave the later commit cached. A failed `persist` leaves the
-   * cache untouched and its error reaches the caller. If the cache write fails after the commit,
-   * the old value is deleted, retried until it can no longer be served.
+   * cache untouched and its error reaches the caller. If the cache write fails after the commit
+   * (Redis down), L1 holds the new value and the old one is deleted from Redis once it is back.
    */
   async writeThrough<T>(
     key: string,
@@ -83,8 +83,7 @@ export class CacheNamespace {
       await this.runtime.store.delete([id]);
       return value;
     }
-    const outcome = await this.runtime.store.writeVersioned(id, value, { ...meta, g: options.version(value) }, now);
-    if (outcome === 'failed') this.retryDelete(id, now + (policy.ttlMs ?? this.runtime.config.defaultTtlMs) + policy.graceMs);
+    await this.runtime.store.writeVersioned(id, value, { ...meta, g: options.version(value) }, now);
     return value;
   }
 
@@ -247,16 +246,6 @@ export class CacheNamespace {
       this.policies.set(options, policy);
     }
     return policy;
-  }
-
-  /** Keeps deleting the L2 copy of `id` (with backoff) until it succeeds or the old value has expired anyway. */
-  private retryDelete(id: string, until: number): void {
-    const attempt = async (delayMs: number): Promise<void> => {
-      if (await this.runtime.store.l2.deleteOrReport([id])) return;
-      if (Date.now() + delayMs > until) return;
-      setTimeout(() => void attempt(Math.min(delayMs * 2, 5_000)), delayMs).unref();
-    };
-    void attempt(100);
   }
 
   private defaults(): NamespaceDefaults | undefined {

@@ -187,11 +187,11 @@ export class RedisLayer {
     await this.guard('PEXPIREAT', () => this.redis.pexpireat(this.keys.entry(id), expiresAt, 'GT'), 0);
   }
 
-  /** Deletes entries and the leases of their running loads. */
-  async delete(ids: readonly string[]): Promise<number> {
+  /** Deletes entries and the leases of their running loads; `undefined` if Redis failed. */
+  async delete(ids: readonly string[]): Promise<number | undefined> {
     if (ids.length === 0) return 0;
     const keys = ids.flatMap((id) => [this.keys.entry(id), this.keys.lock(id)]);
-    return Number(await this.guard('UNLINK', () => this.redis.eval(DELETE, keys.length, ...keys), 0));
+    return this.guard('UNLINK', async () => Number(await this.redis.eval(DELETE, keys.length, ...keys)), undefined);
   }
 
   /** Deletes hash objects (`cache.hash()`) of a namespace by id. */
@@ -206,14 +206,8 @@ export class RedisLayer {
     return this.guard('SCAN', () => this.scanUnlink(escapeGlob(this.keys.hashPrefix(namespace)) + idGlob), 0);
   }
 
-  /** Like `delete`, but tells a Redis failure (`false`) from success. */
-  async deleteOrReport(ids: readonly string[]): Promise<boolean> {
-    const keys = ids.flatMap((id) => [this.keys.entry(id), this.keys.lock(id)]);
-    return (await this.guard('UNLINK', async () => (await this.redis.eval(DELETE, keys.length, ...keys), true), false)) === true;
-  }
-
   /** Stamps the tag first (so older loads cannot land with it), then empties it in batches. */
-  async invalidateTag(tagId: string): Promise<number> {
+  async invalidateTag(tagId: string): Promise<number | undefined> {
     return this.guard(
       'EVAL',
       async () => {
@@ -225,19 +219,19 @@ export class RedisLayer {
           if (batch < TAG_BATCH) return removed;
         }
       },
-      0,
+      undefined,
     );
   }
 
   /** SCAN + UNLINK in batches over entries matching `idGlob`, and over the leases of running loads. */
-  async deleteMatching(idGlob: string): Promise<number> {
+  async deleteMatching(idGlob: string): Promise<number | undefined> {
     return this.guard(
       'SCAN',
       async () => {
         await this.scanUnlink(this.keys.lockGlob(idGlob));
         return this.scanUnlink(this.keys.entryGlob(idGlob));
       },
-      0,
+      undefined,
     );
   }
 

@@ -2,6 +2,7 @@ import type { EntryMeta } from '../entry/envelope.js';
 import type { InvalidationMessage } from '../invalidation/invalidation-bus.js';
 import { KeyPattern } from '../keys/key-part.js';
 import { deserializeValue, encodeEnvelope, serializedValueOf, serializeValue } from '../entry/serializer.js';
+import { DeferredInvalidations } from './deferred-invalidations.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
 import type { Lease, RedisLayer } from './redis.layer.js';
 
@@ -24,6 +25,9 @@ interface SlidingItem extends MemoryItem {
  * Every change is announced through `announce` (the bus), so other instances drop their L1 copy.
  */
 export class TwoLevelStore {
+  /** L2 invalidations that failed because Redis was down, run again when it answers */
+  readonly deferred = new DeferredInvalidations();
+
   constructor(
     readonly l1: MemoryLayer | undefined,
     readonly l2: RedisLayer,
@@ -59,7 +63,7 @@ export class TwoLevelStore {
   async write(id: string, value: unknown, meta: EntryMeta, now = Date.now()): Promise<void> {
     const raw = serializeValue(value);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
-    await this.l2.set(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t);
+    if (!(await this.l2.set(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t))) this.deferDelete([id]);
     await this.announce({ ids: [id] });
   }
 
@@ -89,7 +93,11 @@ export class TwoLevelStore {
     const landed = await this.l2.setVersioned(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], meta.g);
     if (landed === false) return 'older';
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
-    if (landed === undefined) return 'failed';
+    if (landed === undefined) {
+      // The committed value is in L1; the old one in L2 must go as soon as Redis is back.
+      this.deferDelete([id]);
+      return 'failed';
+    }
     await this.announce({ ids: [id] });
     return 'written';
   }
@@ -104,17 +112,23 @@ export class TwoLevelStore {
     for (const id of ids) this.l1?.delete(id);
   }
 
+  /** Answers how many entries went from L2 (0 while Redis is down: the delete then waits for it). */
   async delete(ids: readonly string[]): Promise<number> {
     this.deleteLocal(ids);
     const deleted = await this.l2.delete(ids);
+    if (deleted === undefined) this.deferDelete(ids);
     await this.announce({ ids: [...ids] });
-    return deleted;
+    return deleted ?? 0;
   }
 
   async invalidateTags(tagIds: readonly string[]): Promise<number> {
     this.l1?.deleteTagged(tagIds);
     let deleted = 0;
-    for (const tag of tagIds) deleted += await this.l2.invalidateTag(tag);
+    for (const tag of tagIds) {
+      const removed = await this.l2.invalidateTag(tag);
+      if (removed === undefined) this.deferred.add(async () => (await this.l2.invalidateTag(tag)) !== undefined);
+      deleted += removed ?? 0;
+    }
     await this.announce({ tags: [...tagIds] });
     return deleted;
   }
@@ -123,8 +137,13 @@ export class TwoLevelStore {
   async deleteMatching(idGlob: string): Promise<number> {
     this.l1?.deleteMatching(KeyPattern.fromTrusted(idGlob).toRegExp());
     const deleted = await this.l2.deleteMatching(idGlob);
+    if (deleted === undefined) this.deferred.add(async () => (await this.l2.deleteMatching(idGlob)) !== undefined);
     await this.announce({ globs: [idGlob] });
-    return deleted;
+    return deleted ?? 0;
+  }
+
+  private deferDelete(ids: readonly string[]): void {
+    this.deferred.add(async () => (await this.l2.delete(ids)) !== undefined);
   }
 
   /** Another instance changed these: drop our L1 copies. */

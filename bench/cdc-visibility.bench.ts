@@ -13,13 +13,12 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import http from 'node:http';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { createTestDatabase, dropPrefix, REDIS_URL } from '../test/support/services.js';
+import { createTestDatabase, dropPrefix, freePort, REDIS_URL } from '../test/support/services.js';
 
 const MAIN = resolve('dist/apps/users-api/main.js');
 const USERS = 20;
@@ -68,15 +67,6 @@ interface Failure {
   detail: string;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-    server.on('error', fail);
-  });
-}
 
 function request(instance: Instance, method: string, path: string, body?: unknown): Promise<Reply> {
   const payload = body === undefined ? undefined : JSON.stringify(body);

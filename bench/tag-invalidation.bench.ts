@@ -6,7 +6,7 @@
  * touch the shared Redis: `node --import ./bench/register.mjs bench/tag-invalidation.bench.ts`.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createServer } from 'node:net';
+import { freePort } from '../test/support/services.js';
 import os from 'node:os';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { INestApplicationContext } from '@nestjs/common';
@@ -40,15 +40,6 @@ interface Row {
   baseline?: Row;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => done(port));
-    });
-    server.on('error', fail);
-  });
-}
 
 async function startRedis(port: number): Promise<ChildProcess> {
   const child = spawn(

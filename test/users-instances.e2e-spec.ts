@@ -2,16 +2,9 @@ import { CacheRuntime } from '@cachekit/cache';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startUsersApiCluster } from '../apps/users-api/test/users-app.js';
+import { within } from './support/wait.js';
 
 /** Polls until `check` holds; answers how long that took. */
-async function within(limitMs: number, check: () => Promise<boolean>): Promise<number> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > limitMs) throw new Error(`not within ${limitMs} ms`);
-    await sleep(2);
-  }
-  return Date.now() - started;
-}
 
 describe('two users-api instances: CDC from PostgreSQL and the L1 bus', () => {
   let cluster: Awaited<ReturnType<typeof startUsersApiCluster>>;

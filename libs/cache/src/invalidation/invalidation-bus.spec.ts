@@ -7,16 +7,9 @@ import type { CacheModuleOptions } from '../cache.options.js';
 import { CacheRuntime } from '../cache.runtime.js';
 import { CacheService } from '../cache.service.js';
 import { glob } from '../keys/key-part.js';
+import { within } from '../../../../test/support/wait.js';
 
 /** Polls until `check` holds; answers how long that took, or throws after `limitMs`. */
-async function within(limitMs: number, check: () => Promise<boolean>): Promise<number> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > limitMs) throw new Error(`not within ${limitMs} ms`);
-    await sleep(2);
-  }
-  return Date.now() - started;
-}
 
 describe('L1 coherence across instances over the bus', () => {
   const prefix = uniquePrefix('bus');

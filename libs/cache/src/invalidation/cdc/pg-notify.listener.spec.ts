@@ -9,14 +9,7 @@ import { CacheService } from '../../cache.service.js';
 import { glob } from '../../keys/key-part.js';
 import { CacheCdcModule } from './cache-cdc.module.js';
 import { PgNotifyListener } from './pg-notify.listener.js';
-
-async function eventually(limitMs: number, check: () => Promise<boolean> | boolean): Promise<void> {
-  const started = Date.now();
-  while (!(await check())) {
-    if (Date.now() - started > limitMs) throw new Error(`condition not met within ${limitMs} ms`);
-    await sleep(5);
-  }
-}
+import { within } from '../../../../../test/support/wait.js';
 
 describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
   const prefix = uniquePrefix('cdc');
@@ -63,7 +56,7 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     things = moduleRef.get(CacheService).namespace('things');
     listener = moduleRef.get(PgNotifyListener);
     runtime = moduleRef.get(CacheRuntime);
-    await eventually(5000, () => listener.up);
+    await within(5000, () => listener.up);
   });
 
   afterAll(async () => {
@@ -82,7 +75,7 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     await cacheAll([1, 2]);
     const before = await metric('cdc_notifications_total');
     await sql.query(`UPDATE things SET name = 'v2' WHERE id = 1`);
-    await eventually(1000, async () => (await things.get('thing:1')) === undefined);
+    await within(1000, async () => (await things.get('thing:1')) === undefined);
     expect(await things.get('thing:2')).toBe('v1');
     expect(await metric('cdc_notifications_total')).toBe(before + 1);
     expect(await metric('cdc_lag_seconds')).toBeLessThan(1);
@@ -96,7 +89,7 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     await sql.query(`UPDATE things SET name = 'never' WHERE id = 3`);
     await sql.query('ROLLBACK');
     await sql.query(`UPDATE things SET name = 'v2' WHERE id = 4`); // a later commit: its NOTIFY proves delivery went on
-    await eventually(1000, async () => (await metric('cdc_notifications_total')) === before + 1);
+    await within(1000, async () => (await metric('cdc_notifications_total')) === before + 1);
     expect(await things.get('thing:3')).toBe('v1');
   });
 
@@ -118,8 +111,8 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     );
     expect(rows).toHaveLength(1);
     for (const id of ids) await sql.query(`UPDATE things SET name = 'v3' WHERE id = $1`, [id]);
-    await eventually(5000, () => listener.up && true);
-    await eventually(5000, async () => (await metric('cdc_resyncs_total')) === resyncsBefore + 1);
+    await within(5000, () => listener.up && true);
+    await within(5000, async () => (await metric('cdc_resyncs_total')) === resyncsBefore + 1);
     for (const id of ids) expect(await things.get(`thing:${id}`)).toBeUndefined();
   });
 });

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { DataSource } from 'typeorm';
 import { REDIS_URL } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
+import { within } from './support/wait.js';
 import { WorkerProcess } from './support/worker-process.js';
 
 /** This spec's queue lives in a Redis database of its own, so no other spec's jobs meet its workers. */
@@ -147,6 +148,34 @@ describe('write-behind through BullMQ with real worker processes', () => {
       await proxy.stop();
     }
   }, 90_000);
+
+  it('SIGTERM lets the job in flight finish before the worker exits', async () => {
+    for (const worker of workers) await worker.kill('SIGTERM');
+    const [api] = cluster.instances;
+    const [id] = await createUsers(1, 'graceful');
+    const worker = await startWorker();
+    // Hold the row: the worker's UPDATE waits on the lock, so its job stays in flight.
+    const blocker = new pg.Client({ connectionString: cluster.databaseUrl });
+    await blocker.connect();
+    try {
+      await blocker.query('BEGIN');
+      await blocker.query('SELECT id FROM users WHERE id = $1 FOR UPDATE', [id]);
+      await api.http().patch(`/users/${id}/settings`).send({ theme: 'graceful' }).expect(202);
+      await within(5000, async () => (await queue.getJobCounts('active')).active === 1);
+      const exited = new Promise<number | null>((done) => worker.child.once('exit', (code) => done(code)));
+      worker.child.kill('SIGTERM');
+      await sleep(500);
+      expect(worker.child.exitCode).toBeNull(); // still finishing its job
+      await blocker.query('COMMIT');
+      await exited;
+    } finally {
+      await blocker.end();
+    }
+    const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+    expect(counts).toEqual({ waiting: 0, active: 0, delayed: 0, failed: 0 });
+    const [row] = await rows([id]);
+    expect(row.settings).toEqual({ theme: 'graceful' });
+  });
 
   it('rejects an older version delivered after a newer one', async () => {
     const [id] = await createUsers(1, 'order');

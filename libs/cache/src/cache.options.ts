@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import { z } from 'zod';
+import { NAMESPACE_PATTERN } from './cache.constants.js';
 import { CacheError } from './cache.errors.js';
 import { type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { type Duration, toMilliseconds } from './duration.js';
@@ -90,7 +91,7 @@ const schema = z.object({
     .default({})
     .superRefine((namespaces, ctx) => {
       for (const [name, defaults] of Object.entries(namespaces)) {
-        if (!/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/.test(name)) {
+        if (!NAMESPACE_PATTERN.test(name)) {
           ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid namespace name' });
           continue;
         }

@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CacheError } from './cache.errors.js';
-import { DEFAULT_NAMESPACE } from './cache.constants.js';
+import { DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
 import { type CacheEntryOptions, type CachePolicy, entryMetaFor, type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { CacheRuntime } from './cache.runtime.js';
 import type { EntryMeta } from './entry/envelope.js';
@@ -12,7 +12,8 @@ import { HashCache } from './structures/hash-cache.js';
 import { Leaderboard } from './structures/leaderboard.js';
 import { UniqueCounter } from './structures/unique-counter.js';
 
-const NAMESPACE_PATTERN = /^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/;
+/** Namespace handles are kept per runtime: the interceptor asks for one on every request. */
+const handles = new WeakMap<CacheRuntime, Map<string, CacheNamespace>>();
 
 /** The cache API for one namespace; keys and tags of different namespaces never meet. */
 export class CacheNamespace {
@@ -32,7 +33,12 @@ export class CacheNamespace {
 
   /** A handle on another namespace of the same cache. */
   namespace(name: string): CacheNamespace {
-    return new CacheNamespace(this.runtime, name);
+    if (name === this.name) return this;
+    let byName = handles.get(this.runtime);
+    if (!byName) handles.set(this.runtime, (byName = new Map()));
+    let handle = byName.get(name);
+    if (!handle) byName.set(name, (handle = new CacheNamespace(this.runtime, name)));
+    return handle;
   }
 
   /** The fresh value, `null` for a cached "not found", `undefined` for a miss. */

@@ -1,6 +1,6 @@
 export { CacheModule } from './cache.module.js';
 export { CACHE_MODULE_OPTIONS, CACHE_OPTIONS_TYPE, CACHE_ASYNC_OPTIONS_TYPE } from './cache.module-definition.js';
-export { CACHE_ADMIN_TOKEN, CACHE_CONFIG, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE } from './cache.constants.js';
+export { CACHE_ADMIN_TOKEN, CACHE_CONFIG, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
 export { CacheAdminGuard } from './admin/cache-admin.guard.js';
 export type { CacheModuleOptions, CacheConfig } from './cache.options.js';
 export { CacheService, CacheNamespace } from './cache.service.js';

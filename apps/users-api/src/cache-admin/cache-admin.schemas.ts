@@ -1,4 +1,4 @@
-import { DEFAULT_NAMESPACE } from '@cachekit/cache';
+import { DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from '@cachekit/cache';
 import { z } from 'zod';
 
 const MAX_ITEMS = 1000;
@@ -12,7 +12,7 @@ export const invalidateSchema = z
   .strictObject({
     namespace: z
       .string()
-      .regex(/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$/, 'must be 1 to 64 of A-Z, a-z, 0-9, _, . and -, not starting with . or -')
+      .regex(NAMESPACE_PATTERN, 'must be 1 to 64 of A-Z, a-z, 0-9, _, . and -, not starting with . or -')
       .default(DEFAULT_NAMESPACE),
     keys: z.array(cacheName).max(MAX_ITEMS).optional(),
     tags: z.array(cacheName).max(MAX_ITEMS).optional(),

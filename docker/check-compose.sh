@@ -6,7 +6,9 @@
 # Uses `docker-compose` (v1, e.g. Debian's 1.29) or `docker compose` (v2 plugin), whichever
 # works. With neither, as root on a machine with apt-get, it installs Debian's docker-compose.
 # Checks: `config -q` for the default profile and for `--profile test`, then that every service
-# except `test` has an enabled healthcheck. Prints one line on success; exits non-zero on failure.
+# except `test` has an enabled healthcheck, and (with PyYAML) that every bind-mounted file or
+# directory exists and every JSON file in a bind-mounted directory (Grafana dashboards) parses.
+# Prints one line on success; exits non-zero on failure.
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -75,7 +77,7 @@ done
 
 if [[ -n "$python_with_yaml" ]]; then
   summary="$(printf '%s' "$model" | "$python_with_yaml" -c '
-import sys, yaml
+import glob, json, os, sys, yaml
 doc = yaml.safe_load(sys.stdin) or {}
 services = doc.get("services") or {}
 if not services:
@@ -89,8 +91,28 @@ for name, svc in services.items():
         missing.append(name)
 if missing:
     sys.exit("services without a healthcheck: " + ", ".join(sorted(missing)))
-print(f"{len(services)} services")
-')" || fail "healthcheck check failed"
+# Bind mounts: compose creates a missing source as an empty directory, which hides the mistake.
+os.chdir(os.path.dirname(sys.argv[1]))
+mounts = 0
+for name, svc in services.items():
+    for volume in (svc or {}).get("volumes") or []:
+        if isinstance(volume, dict):
+            source = volume.get("source") if volume.get("type") == "bind" else None
+        else:
+            source = volume.split(":")[0] if volume.startswith((".", "/", "~")) else None
+        if not source:
+            continue
+        source = os.path.expanduser(source)
+        if not os.path.exists(source):
+            sys.exit(f"{name}: bind-mount source {source} does not exist")
+        mounts += 1
+        for path in glob.glob(os.path.join(source, "**", "*.json"), recursive=True) if os.path.isdir(source) else []:
+            try:
+                json.load(open(path, encoding="utf-8"))
+            except ValueError as error:
+                sys.exit(f"{name}: {path} is not valid JSON: {error}")
+print(f"{len(services)} services, {mounts} bind mounts present")
+' "$compose_file")" || fail "healthcheck / bind-mount check failed"
 else
   # No YAML parser: a structural check on the raw file (two-space indented service names).
   summary="$(awk '
@@ -106,4 +128,4 @@ else
     }' "$compose_file")" || fail "healthcheck check failed"
 fi
 
-echo "compose OK: $(basename "$compose_file") passes ${compose[*]} ${version} (${checked}); ${summary}, all with healthchecks except test"
+echo "compose OK: $(basename "$compose_file") passes ${compose[*]} ${version} (${checked}); ${summary}; every service but test has a healthcheck"

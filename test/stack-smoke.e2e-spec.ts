@@ -125,7 +125,8 @@ class ManagedProcess {
   }
 
   get running(): boolean {
-    return this.child.exitCode === null && this.child.signalCode === null;
+    // No pid: the spawn itself failed (binary missing), so there is nothing to wait for.
+    return this.child.pid !== undefined && this.child.exitCode === null && this.child.signalCode === null;
   }
 
   async stop(): Promise<void> {
@@ -268,7 +269,7 @@ describe('the docker-compose stack, run without Docker', () => {
     await sql?.end();
     await database?.drop();
     for (const dir of tmpDirs) rmSync(dir, { recursive: true, force: true });
-    const errors = apps.filter((app) => / ERROR /.test(app.output));
+    const errors = apps.filter((app) => /\bERROR\b/.test(app.output));
     if (errors.length) throw new Error(`errors logged:\n${errors.map((app) => `--- ${app.name}\n${app.output}`).join('\n')}`);
   }, 30_000);
 

@@ -96,12 +96,12 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
 
   private applyRemoteInvalidation(message: InvalidationMessage): void {
     this.store.applyRemote(message);
+    if (message.filled?.length) this.loads.notifyFilled(message.filled);
     if (message.ids?.length) this.loads.inflight.invalidate(message.ids);
     if (message.tags?.length) this.loads.inflight.invalidateTags(message.tags);
     if (message.globs?.length) this.loads.inflight.invalidateAll();
-    const namespaces = [...(message.ids ?? []), ...(message.tags ?? []), ...(message.globs ?? [])].map(
-      (id) => id.slice(0, id.indexOf(':')).replace(/\\/g, ''),
-    );
+    const changed = [...(message.ids ?? []), ...(message.tags ?? []), ...(message.globs ?? [])];
+    const namespaces = changed.map((id) => id.slice(0, id.indexOf(':')).replace(/\\/g, ''));
     for (const namespace of new Set(namespaces)) this.metrics.invalidations.inc({ namespace, source: 'bus' });
   }
 }

@@ -3,11 +3,16 @@ import type { Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
-/** What one instance tells the others to drop from their L1: ids, tags, id globs. Never values. */
+/**
+ * What one instance tells the others: ids, tags and id globs that changed (drop them from L1,
+ * and a load of them still running must not land), and ids a load just filled in L2 (only
+ * drop the older L1 copy, and wake whoever waits for that load). Never values.
+ */
 export interface InvalidationMessage {
   ids?: string[];
   tags?: string[];
   globs?: string[];
+  filled?: string[];
 }
 
 const wireMessage = z.object({
@@ -15,6 +20,7 @@ const wireMessage = z.object({
   ids: z.array(z.string()).optional(),
   tags: z.array(z.string()).optional(),
   globs: z.array(z.string()).optional(),
+  filled: z.array(z.string()).optional(),
 });
 
 /**
@@ -89,6 +95,6 @@ export class InvalidationBus {
       return; // not ours
     }
     if (parsed.from === this.instanceId) return;
-    this.handlers.onMessage({ ids: parsed.ids, tags: parsed.tags, globs: parsed.globs });
+    this.handlers.onMessage({ ids: parsed.ids, tags: parsed.tags, globs: parsed.globs, filled: parsed.filled });
   }
 }

@@ -74,12 +74,14 @@ export class TwoLevelStore {
    */
   async writeLoaded(id: string, value: unknown, meta: EntryMeta, lease: Lease | undefined, now = Date.now()): Promise<boolean> {
     const raw = serializeValue(value);
+    let filledL2 = false;
     if (lease) {
       const landed = await this.l2.setLeased(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], lease);
       if (landed === false) return false;
+      filledL2 = landed === true;
     }
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
-    await this.announce({ ids: [id] });
+    if (filledL2) await this.announce({ filled: [id] });
     return true;
   }
 
@@ -146,10 +148,10 @@ export class TwoLevelStore {
     this.deferred.add(async () => (await this.l2.delete(ids)) !== undefined);
   }
 
-  /** Another instance changed these: drop our L1 copies. */
+  /** Another instance changed (or filled) these: drop our L1 copies. */
   applyRemote(message: InvalidationMessage): void {
     if (!this.l1) return;
-    for (const id of message.ids ?? []) this.l1.delete(id);
+    for (const id of [...(message.ids ?? []), ...(message.filled ?? [])]) this.l1.delete(id);
     if (message.tags?.length) this.l1.deleteTagged(message.tags);
     for (const glob of message.globs ?? []) this.l1.deleteMatching(KeyPattern.fromTrusted(glob).toRegExp());
   }

@@ -1,12 +1,11 @@
 import { Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { CacheError } from '../cache.errors.js';
 import { type CachePolicy, DEFAULT_LOCK_TTL_MS } from '../cache.policy.js';
 import type { EntryMeta } from '../entry/envelope.js';
 import type { Lease } from '../layers/redis.layer.js';
-import type { CacheLayerName, StoredValue, TwoLevelStore } from '../layers/two-level.store.js';
+import { type CacheLayerName, expiryOf, type StoredValue, type TwoLevelStore } from '../layers/two-level.store.js';
 import type { CacheMetrics } from '../metrics/cache.metrics.js';
 import { InflightLoads } from './inflight-loads.js';
 import { SingleFlight } from './single-flight.js';
@@ -51,6 +50,8 @@ export class LoadCoordinator {
   readonly inflight = new InflightLoads();
   /** fail-safe: no new loader call for these ids before the time given */
   private readonly backoffUntil = new Map<string, number>();
+  /** lock waiters, woken when the load they wait for fills L2 (here or, over the bus, elsewhere) */
+  private readonly fillWaiters = new Map<string, Set<() => void>>();
   private lastWarnAt = 0;
 
   constructor(
@@ -60,22 +61,35 @@ export class LoadCoordinator {
 
   async getOrSet<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
     const local = this.store.readLocal(request.id);
-    if (local) return this.serve(request, local);
+    if (local) {
+      const served = this.serve(request, local);
+      if (served) return served;
+    }
     const resolve = () => this.resolveMiss(request);
     return request.policy.singleFlight ? this.misses.run(request.id, resolve) : resolve();
   }
 
   private async resolveMiss<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
     const remote = await this.store.readRemote(request.id);
-    if (remote) return this.serve(request, remote);
+    const served = remote && this.serve(request, remote);
+    if (served) return served;
     this.metrics.misses.inc({ namespace: request.namespace });
     return this.load(request, undefined);
   }
 
-  /** An entry within its hard expiry: fresh, or stale within grace. */
-  private serve<T>(request: LoadRequest<T>, entry: StoredValue): CacheLookup<T> | Promise<CacheLookup<T>> {
+  /** Wakes the lock waiters of these ids: their value is in L2 now. */
+  notifyFilled(ids: readonly string[]): void {
+    for (const id of ids) for (const wake of [...(this.fillWaiters.get(id) ?? [])]) wake();
+  }
+
+  /**
+   * An entry fresh, or stale within grace; `undefined` if it expired since it was read (the
+   * caller treats it as a miss).
+   */
+  private serve<T>(request: LoadRequest<T>, entry: StoredValue): CacheLookup<T> | Promise<CacheLookup<T>> | undefined {
     const { namespace, policy } = request;
     const now = Date.now();
+    if (now >= expiryOf(entry.meta)) return undefined;
     if (now < entry.meta.f) {
       this.metrics.hit(namespace, entry.layer);
       if (shouldRefreshEarly(entry.meta, policy.xfetchBeta, now) && this.refreshAllowed(request.id, now)) {
@@ -165,8 +179,9 @@ export class LoadCoordinator {
       this.backoffUntil.delete(id);
       const now = Date.now();
       const meta = request.metaFor(value, now, loadMs);
-      if (meta && !this.inflight.isInvalidated(inflight, meta.t)) await this.store.writeLoaded(id, value ?? null, meta, lease, now);
-      else if (lease) await this.store.l2.releaseLease(id, lease.token);
+      if (meta && !this.inflight.isInvalidated(inflight, meta.t)) {
+        if (await this.store.writeLoaded(id, value ?? null, meta, lease, now)) this.notifyFilled([id]);
+      } else if (lease) await this.store.l2.releaseLease(id, lease.token);
       return value;
     } catch (error) {
       if (lease) await this.store.l2.releaseLease(id, lease.token);
@@ -188,7 +203,7 @@ export class LoadCoordinator {
     const deadline = Date.now() + policy.lock.waitMs;
     let pollMs = LOCK_POLL_MIN_MS;
     while (Date.now() < deadline) {
-      await sleep(Math.min(pollMs, Math.max(deadline - Date.now(), 1)));
+      await this.untilFilled(id, Math.min(pollMs, Math.max(deadline - Date.now(), 1)));
       pollMs = Math.min(pollMs * 2, LOCK_POLL_MAX_MS);
       const found = await this.store.readRemote(id);
       if (found && Date.now() < found.meta.f) {
@@ -200,6 +215,22 @@ export class LoadCoordinator {
       if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt } };
     }
     return {};
+  }
+
+  /** Resolves when `id` is filled (see `notifyFilled`) or after `ms`, whichever comes first. */
+  private untilFilled(id: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      let waiters = this.fillWaiters.get(id);
+      if (!waiters) this.fillWaiters.set(id, (waiters = new Set()));
+      const wake = () => {
+        clearTimeout(timer);
+        waiters.delete(wake);
+        if (waiters.size === 0) this.fillWaiters.delete(id);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      waiters.add(wake);
+    });
   }
 
   private staleOf<T>(request: LoadRequest<T>, entry: StoredValue, count = true): CacheLookup<T> {

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Makes sure the cache Redis and PostgreSQL the tests use answer on loopback: starts them
-# when they are installed but stopped, installs them (Debian packages) when they are missing.
+# when they are installed but stopped, installs them (Debian packages) when they are missing;
+# also the redis-server binary and PyYAML that some tests use.
 set -euo pipefail
 
 redis_up() { redis-cli -h 127.0.0.1 -p 6379 ping 2>/dev/null | grep -q PONG; }
@@ -18,8 +19,12 @@ apt_install() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
 }
 
+# Some tests start throwaway redis-server processes on free ports, and the stack smoke test reads
+# docker-compose.yml with PyYAML: both must be there even when Redis itself already runs.
+command -v redis-server >/dev/null || apt_install redis-server redis-tools
+python3 -c 'import yaml' 2>/dev/null || apt_install python3-yaml
+
 if ! redis_up; then
-  command -v redis-server >/dev/null || apt_install redis-server redis-tools
   mkdir -p /var/lib/redis /var/log/redis
   redis-server --daemonize yes --bind 127.0.0.1 -::1 --port 6379 --save "" --appendonly no \
     --dir /var/lib/redis --logfile /var/log/redis/ci.log

@@ -8,15 +8,14 @@
  * PostgreSQL at DATABASE_URL (the defaults of test/support/services.ts). Then
  * `node --import ./bench/register.mjs bench/stampede.bench.ts`.
  */
-import { type ChildProcess, fork } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { readdirSync, statSync } from 'node:fs';
 import os from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { CacheEntryOptions } from '@cachekit/cache';
+import { IpcProcess } from '../test/support/cache-processes.js';
 import { DATABASE_URL, dropPrefix, REDIS_URL } from '../test/support/services.js';
 
 const SCRIPT = resolve('bench/stampede-process.mjs');
@@ -74,49 +73,6 @@ interface Tally {
   windowMs: number;
 }
 
-class CacheProcess {
-  private nextId = 0;
-  private readonly waiting = new Map<number, (answer: any) => void>();
-
-  private constructor(readonly child: ChildProcess) {
-    child.on('message', (message: any) => {
-      if (message.id !== undefined) this.waiting.get(message.id)?.(message);
-    });
-  }
-
-  static async start(env: Record<string, string>): Promise<CacheProcess> {
-    // execArgv [] : the child runs the built library with plain node, not this script's TypeScript loader.
-    const child = fork(SCRIPT, [], { execArgv: [], env: { ...process.env, ...env, NODE_OPTIONS: '' }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
-    await new Promise<void>((done, fail) => {
-      child.once('error', fail);
-      child.once('exit', (code) => fail(new Error(`stampede process exited with ${code} before it was ready`)));
-      child.on('message', (message: any) => message.event === 'ready' && done());
-    });
-    child.removeAllListeners('exit');
-    return new CacheProcess(child);
-  }
-
-  send<T = any>(cmd: string, args: Record<string, unknown> = {}): Promise<T> {
-    const id = this.nextId++;
-    return new Promise((done, fail) => {
-      this.waiting.set(id, (answer) => {
-        this.waiting.delete(id);
-        if (answer.ok) done(answer);
-        else fail(new Error(answer.error));
-      });
-      this.child.send({ id, cmd, ...args });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.child.exitCode !== null || this.child.signalCode !== null) return;
-    const exited = new Promise((done) => this.child.once('exit', done));
-    const closed = await Promise.race([this.send('close').then(() => true, () => false), sleep(5_000).then(() => false)]);
-    if (!closed || (await Promise.race([exited.then(() => true), sleep(2_000).then(() => false)])) === false) this.child.kill('SIGKILL');
-    await exited;
-  }
-}
-
 function percentile(sorted: readonly number[], p: number): number {
   if (sorted.length === 0) return Number.NaN;
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
@@ -159,7 +115,7 @@ function staleBuildWarning(): string | undefined {
   return newer.length ? `WARNING: ${newer.length} source file(s) newer than ${BUILT} (e.g. ${newer[0]}); run \`npm run build\`` : undefined;
 }
 
-async function runScenario(processes: readonly CacheProcess[], scenario: Scenario, key: string, tally: Tally): Promise<void> {
+async function runScenario(processes: readonly IpcProcess[], scenario: Scenario, key: string, tally: Tally): Promise<void> {
   await processes[0].send('prime', { key, options: scenario.options, queryMs: QUERY_MS });
   const intervalMs = (1000 * PROCESSES) / RATE;
   const startAt = Date.now() + 50;
@@ -229,7 +185,7 @@ async function main(): Promise<void> {
   const warning = staleBuildWarning();
   if (warning) process.stderr.write(`${warning}\n`);
   const prefix = `bench:stampede:${randomBytes(4).toString('hex')}:`;
-  const processes: CacheProcess[] = [];
+  const processes: IpcProcess[] = [];
   const redis = new Redis(REDIS_URL, { lazyConnect: true, retryStrategy: () => null });
   await redis.connect();
   const sql = new pg.Client({ connectionString: DATABASE_URL });
@@ -238,7 +194,7 @@ async function main(): Promise<void> {
   try {
     process.stderr.write(`starting ${PROCESSES} cache processes\n`);
     for (let i = 0; i < PROCESSES; i++) {
-      processes.push(await CacheProcess.start({ REDIS_URL, CACHE_KEY_PREFIX: prefix, DATABASE_URL, POOL_SIZE: String(POOL_SIZE) }));
+      processes.push(await IpcProcess.start(SCRIPT, { REDIS_URL, CACHE_KEY_PREFIX: prefix, DATABASE_URL, POOL_SIZE: String(POOL_SIZE) }));
     }
     const tallies = scenarios.map(
       (): Tally => ({ latencies: [], statuses: [], notFresh: [], loaderStarts: [], loaderMs: [], errors: [], maxInFlight: 0, maxTimerLagMs: 0, windowMs: 0 }),
@@ -302,7 +258,7 @@ async function main(): Promise<void> {
     }
     process.stderr.write(`run took ${((performance.now() - started) / 1000).toFixed(0)} s\n`);
   } finally {
-    await Promise.all(processes.map((p) => p.stop()));
+    await Promise.all(processes.map((p) => p.stop('close')));
     await dropPrefix(redis, prefix);
     await redis.quit();
     await sql.end();

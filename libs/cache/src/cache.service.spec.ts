@@ -175,6 +175,22 @@ describe('CacheService against Redis', () => {
     expect(promoted!.meta.h - Date.now()).toBeGreaterThan(8_000);
   });
 
+  it('never lets an L2 read already on its way put a just-deleted or overwritten value back into L1', async () => {
+    const cache = await makeCache();
+    const runtime = (cache as unknown as { runtime: CacheRuntime }).runtime;
+    for (let round = 0; round < 20; round++) {
+      const key = `race-l1:${round}`;
+      await cache.set(key, 'old');
+      runtime.store.l1?.delete(`default:${key}`); // only L2 holds it now
+      const reading = cache.get(key); // its GET goes out first...
+      if (round % 2 === 0) await cache.delete(key); // ...then the delete, or a newer write
+      else await cache.set(key, 'new');
+      await reading;
+      const local = runtime.store.readLocal(`default:${key}`)?.value;
+      expect(local).toBe(round % 2 === 0 ? undefined : 'new');
+    }
+  });
+
   it('bounds L1 by bytes', async () => {
     const cache = await makeCache({ l1: { maxItems: 1000, maxBytes: 20_000 } });
     const runtime = (cache as unknown as { runtime: CacheRuntime }).runtime;

@@ -2,6 +2,7 @@ import type { EntryMeta } from '../entry/envelope.js';
 import type { InvalidationMessage } from '../invalidation/invalidation-bus.js';
 import { KeyPattern } from '../keys/key-part.js';
 import { deserializeValue, encodeEnvelope, serializedValueOf, serializeValue } from '../entry/serializer.js';
+import { LRUCache } from 'lru-cache';
 import { DeferredInvalidations } from './deferred-invalidations.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
 import type { Lease, RedisLayer } from './redis.layer.js';
@@ -27,6 +28,20 @@ interface SlidingItem extends MemoryItem {
 export class TwoLevelStore {
   /** L2 invalidations that failed because Redis was down, run again when it answers */
   readonly deferred = new DeferredInvalidations();
+  /**
+   * Change epochs, so that an L2 read that was already on its way when an id changed locally
+   * (a delete, a write, a message from another instance) cannot put the older value into L1.
+   */
+  private epoch = 0;
+  /** the last epoch at which any id may have changed (tags, patterns, a cleared L1) */
+  private everythingChangedAt = 0;
+  private readonly changedAt = new LRUCache<string, number>({
+    max: 10_000,
+    // Forgetting an id's epoch must not let an older read through: count it as a change of all.
+    dispose: (epoch, _id, reason) => {
+      if (reason === 'evict') this.everythingChangedAt = Math.max(this.everythingChangedAt, epoch);
+    },
+  });
 
   constructor(
     readonly l1: MemoryLayer | undefined,
@@ -43,6 +58,7 @@ export class TwoLevelStore {
   }
 
   async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
+    const readAt = this.epoch;
     const found = await this.l2.get(id);
     if (!found) return undefined;
     const { v: value, ...meta } = found.envelope;
@@ -52,7 +68,7 @@ export class TwoLevelStore {
       await this.l2.extend(id, meta.f);
     }
     if (now >= expiryOf(meta)) return undefined;
-    if (this.l1) {
+    if (this.l1 && this.unchangedSince(id, readAt)) {
       const raw = serializedValueOf(found.text) ?? serializeValue(value);
       this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
     }
@@ -62,6 +78,7 @@ export class TwoLevelStore {
   /** Writes known truth to both levels (and ends any running load's lease in Redis). */
   async write(id: string, value: unknown, meta: EntryMeta, now = Date.now()): Promise<void> {
     const raw = serializeValue(value);
+    this.changed(id);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
     if (!(await this.l2.set(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t))) this.deferDelete([id]);
     await this.announce({ ids: [id] });
@@ -80,6 +97,7 @@ export class TwoLevelStore {
       if (landed === false) return false;
       filledL2 = landed === true;
     }
+    this.changed(id);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
     if (filledL2) await this.announce({ filled: [id] });
     return true;
@@ -94,6 +112,7 @@ export class TwoLevelStore {
     const raw = serializeValue(value);
     const landed = await this.l2.setVersioned(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], meta.g);
     if (landed === false) return 'older';
+    this.changed(id);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
     if (landed === undefined) {
       // The committed value is in L1; the old one in L2 must go as soon as Redis is back.
@@ -110,10 +129,6 @@ export class TwoLevelStore {
     return this.l2.exists(id);
   }
 
-  deleteLocal(ids: readonly string[]): void {
-    for (const id of ids) this.l1?.delete(id);
-  }
-
   /** Answers how many entries went from L2 (0 while Redis is down: the delete then waits for it). */
   async delete(ids: readonly string[]): Promise<number> {
     this.deleteLocal(ids);
@@ -124,6 +139,7 @@ export class TwoLevelStore {
   }
 
   async invalidateTags(tagIds: readonly string[]): Promise<number> {
+    this.changedAll();
     this.l1?.deleteTagged(tagIds);
     let deleted = 0;
     for (const tag of tagIds) {
@@ -137,6 +153,7 @@ export class TwoLevelStore {
 
   /** Deletes the entries whose id matches `idGlob` (a Redis glob), in both levels. */
   async deleteMatching(idGlob: string): Promise<number> {
+    this.changedAll();
     this.l1?.deleteMatching(KeyPattern.fromTrusted(idGlob).toRegExp());
     const deleted = await this.l2.deleteMatching(idGlob);
     if (deleted === undefined) this.deferred.add(async () => (await this.l2.deleteMatching(idGlob)) !== undefined);
@@ -151,13 +168,34 @@ export class TwoLevelStore {
   /** Another instance changed (or filled) these: drop our L1 copies. */
   applyRemote(message: InvalidationMessage): void {
     if (!this.l1) return;
-    for (const id of [...(message.ids ?? []), ...(message.filled ?? [])]) this.l1.delete(id);
+    this.deleteLocal([...(message.ids ?? []), ...(message.filled ?? [])]);
+    if (message.tags?.length || message.globs?.length) this.changedAll();
     if (message.tags?.length) this.l1.deleteTagged(message.tags);
     for (const glob of message.globs ?? []) this.l1.deleteMatching(KeyPattern.fromTrusted(glob).toRegExp());
   }
 
   clearLocal(): void {
+    this.changedAll();
     this.l1?.clear();
+  }
+
+  private deleteLocal(ids: readonly string[]): void {
+    for (const id of ids) {
+      this.changed(id);
+      this.l1?.delete(id);
+    }
+  }
+
+  private changed(id: string): void {
+    if (this.l1) this.changedAt.set(id, ++this.epoch);
+  }
+
+  private changedAll(): void {
+    this.everythingChangedAt = ++this.epoch;
+  }
+
+  private unchangedSince(id: string, epoch: number): boolean {
+    return this.everythingChangedAt <= epoch && (this.changedAt.get(id) ?? 0) <= epoch;
   }
 
   private setLocal(id: string, item: MemoryItem, now: number): void {

@@ -70,6 +70,18 @@ describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
     expect(calls).toBeLessThanOrEqual(Math.ceil(1000 / 300) + 1);
   });
 
+  it('waits for the loader on a stale L2 entry when stale-while-revalidate is off (no L1), without hanging', async () => {
+    const { cache } = await makeCache({ l1: false });
+    const options = { ttl: 100, grace: '1m', staleWhileRevalidate: false } as const;
+    await cache.getOrSet('no-swr', async () => 'old', options);
+    await sleep(150);
+    const lookup = await Promise.race([
+      cache.getOrSetWithStatus('no-swr', async () => 'new', options),
+      sleep(2_000).then(() => 'hung' as const),
+    ]);
+    expect(lookup).toEqual({ value: 'new', status: 'MISS' });
+  });
+
   it('without a stale value, the loader error and the hard timeout reach the caller', async () => {
     const { cache } = await makeCache();
     await expect(cache.getOrSet('boom', () => Promise.reject(new Error('boom')))).rejects.toThrow('boom');

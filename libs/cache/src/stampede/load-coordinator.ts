@@ -34,6 +34,9 @@ export interface LoadRequest<T> {
 const LOCK_POLL_MIN_MS = 5;
 const LOCK_POLL_MAX_MS = 50;
 const WARN_INTERVAL_MS = 10_000;
+const MAX_BACKOFFS = 10_000;
+/** a hung loader keeps its lease for at most this many lock TTLs */
+const MAX_LEASE_EXTENSIONS = 30;
 
 class SoftTimeout {}
 
@@ -45,7 +48,8 @@ class SoftTimeout {}
  */
 export class LoadCoordinator {
   private readonly logger = new Logger('CacheLoad');
-  private readonly misses = new SingleFlight();
+  /** coalesces the L2 read and the load of concurrent misses of one id */
+  private readonly flights = new SingleFlight();
   private readonly refreshes = new SingleFlight();
   readonly inflight = new InflightLoads();
   /** fail-safe: no new loader call for these ids before the time given */
@@ -59,22 +63,28 @@ export class LoadCoordinator {
     private readonly metrics: CacheMetrics,
   ) {}
 
+  /** One lookup: counted once, by how it was answered (hit per layer, miss, stale). */
   async getOrSet<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
+    const lookup = await this.lookup(request);
+    const { namespace } = request;
+    if (lookup.status === 'HIT') this.metrics.hit(namespace, lookup.layer ?? 'l2');
+    else if (lookup.status === 'STALE') this.metrics.staleServed.inc({ namespace });
+    else this.metrics.misses.inc({ namespace });
+    return lookup;
+  }
+
+  private async lookup<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
     const local = this.store.readLocal(request.id);
     if (local) {
       const served = this.serve(request, local);
       if (served) return served;
     }
-    const resolve = () => this.resolveMiss(request);
-    return request.policy.singleFlight ? this.misses.run(request.id, resolve) : resolve();
-  }
-
-  private async resolveMiss<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
-    const remote = await this.store.readRemote(request.id);
-    const served = remote && this.serve(request, remote);
-    if (served) return served;
-    this.metrics.misses.inc({ namespace: request.namespace });
-    return this.load(request, undefined);
+    // Within the in-process flight from here: the L2 read, then the load.
+    const resolve = async () => {
+      const remote = await this.store.readRemote(request.id);
+      return (remote && this.serve(request, remote, true)) || this.load(request, undefined);
+    };
+    return request.policy.singleFlight ? this.flights.run(request.id, resolve) : resolve();
   }
 
   /** Wakes the lock waiters of these ids: their value is in L2 now. */
@@ -84,14 +94,13 @@ export class LoadCoordinator {
 
   /**
    * An entry fresh, or stale within grace; `undefined` if it expired since it was read (the
-   * caller treats it as a miss).
+   * caller treats it as a miss). `inFlight`: the caller already runs inside this id's flight.
    */
-  private serve<T>(request: LoadRequest<T>, entry: StoredValue): CacheLookup<T> | Promise<CacheLookup<T>> | undefined {
+  private serve<T>(request: LoadRequest<T>, entry: StoredValue, inFlight = false): CacheLookup<T> | Promise<CacheLookup<T>> | undefined {
     const { namespace, policy } = request;
     const now = Date.now();
     if (now >= expiryOf(entry.meta)) return undefined;
     if (now < entry.meta.f) {
-      this.metrics.hit(namespace, entry.layer);
       if (shouldRefreshEarly(entry.meta, policy.xfetchBeta, now) && this.refreshAllowed(request.id, now)) {
         this.metrics.earlyRefreshes.inc({ namespace });
         this.refreshInBackground(request, entry);
@@ -100,11 +109,12 @@ export class LoadCoordinator {
     }
     if (!policy.staleWhileRevalidate) {
       // Grace is only a fallback here: wait for the loader, serve stale if it fails or is slow.
+      if (!this.refreshAllowed(request.id, now)) return staleOf(entry);
       const load = () => this.load(request, entry);
-      return policy.singleFlight ? this.misses.run(request.id, load) : load();
+      return policy.singleFlight && !inFlight ? this.flights.run(request.id, load) : load();
     }
     if (this.refreshAllowed(request.id, now)) this.refreshInBackground(request, entry);
-    return this.staleOf(request, entry);
+    return staleOf(entry);
   }
 
   private refreshInBackground<T>(request: LoadRequest<T>, current: StoredValue): void {
@@ -126,12 +136,12 @@ export class LoadCoordinator {
     if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt };
     else if (attempt) {
       // Another process is loading this key.
-      if (background) return this.staleOf(request, stale as StoredValue, false);
+      if (background) return staleOf(stale as StoredValue);
       if (policy.lock) {
         const waited = await this.waitForOtherLoad(request, token);
         if ('value' in waited) return waited.value;
         lease = waited.lease;
-        if (!lease && stale) return this.staleOf(request, stale);
+        if (!lease && stale) return staleOf(stale);
       }
     }
     if (lease) {
@@ -140,8 +150,7 @@ export class LoadCoordinator {
       const filled = await this.store.readRemote(id);
       if (filled && Date.now() < filled.meta.f && filled.meta.c > (stale?.meta.c ?? -1)) {
         await this.store.l2.releaseLease(id, token);
-        this.metrics.hit(namespace, 'l2');
-        return { value: filled.value as T, status: 'HIT', layer: 'l2' };
+        return { value: filled.value as T, status: 'MISS' };
       }
     }
 
@@ -152,9 +161,10 @@ export class LoadCoordinator {
       return { value, status: 'MISS' };
     } catch (error) {
       if (!stale) throw error;
+      if (this.backoffUntil.size >= MAX_BACKOFFS) this.backoffUntil.clear(); // bounded: forgetting one only allows an early retry
       this.backoffUntil.set(id, Date.now() + policy.failSafeBackoffMs);
       if (!(error instanceof SoftTimeout)) this.warn(`loader for ${id} failed, serving stale: ${(error as Error).message}`);
-      return this.staleOf(request, stale);
+      return staleOf(stale);
     }
   }
 
@@ -162,8 +172,12 @@ export class LoadCoordinator {
   private async runLoader<T>(request: LoadRequest<T>, lease: Lease | undefined, lockTtlMs: number): Promise<T> {
     const { id, namespace } = request;
     const inflight = this.inflight.begin(id);
+    let extensions = 0;
     const keepAlive = lease
-      ? setInterval(() => void this.store.l2.extendLease(id, lease.token, lockTtlMs), Math.floor(lockTtlMs / 3))
+      ? setInterval(() => {
+          // A loader that hangs must not hold the key's lock forever.
+          if (++extensions <= MAX_LEASE_EXTENSIONS) void this.store.l2.extendLease(id, lease.token, lockTtlMs);
+        }, Math.floor(lockTtlMs / 3))
       : undefined;
     const started = performance.now();
     try {
@@ -206,10 +220,8 @@ export class LoadCoordinator {
       await this.untilFilled(id, Math.min(pollMs, Math.max(deadline - Date.now(), 1)));
       pollMs = Math.min(pollMs * 2, LOCK_POLL_MAX_MS);
       const found = await this.store.readRemote(id);
-      if (found && Date.now() < found.meta.f) {
-        this.metrics.hit(namespace, 'l2');
-        return { value: { value: found.value as T, status: 'HIT', layer: 'l2' } };
-      }
+      // The value of someone else's load: a MISS for this caller, like single-flight joiners.
+      if (found && Date.now() < found.meta.f) return { value: { value: found.value as T, status: 'MISS' } };
       const attempt = await this.store.l2.acquire(id, token, policy.lock.ttlMs);
       if (!attempt) return {}; // Redis went away: load without a lease
       if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt } };
@@ -231,11 +243,6 @@ export class LoadCoordinator {
       const timer = setTimeout(wake, ms);
       waiters.add(wake);
     });
-  }
-
-  private staleOf<T>(request: LoadRequest<T>, entry: StoredValue, count = true): CacheLookup<T> {
-    if (count) this.metrics.staleServed.inc({ namespace: request.namespace });
-    return { value: entry.value as T, status: 'STALE', layer: entry.layer };
   }
 
   private refreshAllowed(id: string, now: number): boolean {
@@ -271,4 +278,8 @@ async function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, har
   } finally {
     for (const timer of timers) clearTimeout(timer);
   }
+}
+
+function staleOf<T>(entry: StoredValue): CacheLookup<T> {
+  return { value: entry.value as T, status: 'STALE', layer: entry.layer };
 }

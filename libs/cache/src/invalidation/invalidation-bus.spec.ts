@@ -56,8 +56,10 @@ describe('L1 coherence across instances over the bus', () => {
     await users(a).set('u:1', 1);
     await users(a).set('u:2', 2, { tags: ['team'] });
     await users(a).set('p:3', 3);
-    for (const key of ['u:1', 'u:2', 'p:3']) await users(b).get(key);
-    expect(b.runtime.store.l1?.size).toBe(3);
+    await within(1000, async () => {
+      for (const key of ['u:1', 'u:2', 'p:3']) await users(b).get(key);
+      return b.runtime.store.l1?.size === 3;
+    });
 
     await users(a).delete('u:1');
     await within(50, async () => inL1(b.runtime, 'users:u:1') === undefined);

@@ -1,6 +1,6 @@
-import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { applyDecorators, SetMetadata } from '@nestjs/common';
 import { CACHE_EVICT_METADATA } from '../cache.constants.js';
-import { CacheInterceptor } from '../interceptors/cache.interceptor.js';
+import { UseCacheInterceptor } from './use-cache-interceptor.js';
 
 export interface CacheEvictOptions {
   namespace?: string;
@@ -15,4 +15,4 @@ export interface CacheEvictOptions {
 
 /** After the method succeeds, evicts the named keys and tags. A failed method evicts nothing. */
 export const CacheEvict = (options: CacheEvictOptions): MethodDecorator & ClassDecorator =>
-  applyDecorators(SetMetadata(CACHE_EVICT_METADATA, options), UseInterceptors(CacheInterceptor));
+  applyDecorators(SetMetadata(CACHE_EVICT_METADATA, options), UseCacheInterceptor());

@@ -1,7 +1,7 @@
-import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { applyDecorators, SetMetadata } from '@nestjs/common';
 import { CACHE_PUT_METADATA } from '../cache.constants.js';
 import type { CacheEntryOptions } from '../cache.policy.js';
-import { CacheInterceptor } from '../interceptors/cache.interceptor.js';
+import { UseCacheInterceptor } from './use-cache-interceptor.js';
 
 export interface CachePutOptions<T = any> extends CacheEntryOptions<T> {
   namespace?: string;
@@ -16,4 +16,4 @@ export interface CachePutOptions<T = any> extends CacheEntryOptions<T> {
  * value (see `CacheNamespace.writeThrough`). A method that fails writes nothing.
  */
 export const CachePut = <T = any>(options: CachePutOptions<T>): MethodDecorator =>
-  applyDecorators(SetMetadata(CACHE_PUT_METADATA, options), UseInterceptors(CacheInterceptor));
+  applyDecorators(SetMetadata(CACHE_PUT_METADATA, options), UseCacheInterceptor());

@@ -1,7 +1,7 @@
-import { applyDecorators, SetMetadata, UseInterceptors } from '@nestjs/common';
+import { applyDecorators, SetMetadata } from '@nestjs/common';
 import { CACHEABLE_METADATA } from '../cache.constants.js';
 import type { CacheEntryOptions } from '../cache.policy.js';
-import { CacheInterceptor } from '../interceptors/cache.interceptor.js';
+import { UseCacheInterceptor } from './use-cache-interceptor.js';
 
 export interface CacheableOptions extends CacheEntryOptions {
   /** Default: `http` for controller methods, `default` for service methods. */
@@ -28,4 +28,4 @@ export interface CacheableOptions extends CacheEntryOptions {
  * provider (wrapped at start-up; the method then always returns a Promise).
  */
 export const Cacheable = (options: CacheableOptions = {}): MethodDecorator & ClassDecorator =>
-  applyDecorators(SetMetadata(CACHEABLE_METADATA, options), UseInterceptors(CacheInterceptor));
+  applyDecorators(SetMetadata(CACHEABLE_METADATA, options), UseCacheInterceptor());

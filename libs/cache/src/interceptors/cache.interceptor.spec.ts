@@ -16,6 +16,8 @@ import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/se
 import { CacheModule } from '../cache.module.js';
 import type { CacheModuleOptions } from '../cache.options.js';
 import { CacheEvict } from '../decorators/cache-evict.decorator.js';
+import { CachePut } from '../decorators/cache-put.decorator.js';
+import { CacheRuntime } from '../cache.runtime.js';
 import { Cacheable } from '../decorators/cacheable.decorator.js';
 
 const calls: Record<string, number> = {};
@@ -40,6 +42,14 @@ class ThingsController {
   @CacheEvict({ namespace: 'http', keys: () => ['%2Fthings%2Fpublic%2F%3Aid|id=1|'] })
   touch() {
     return { ok: true };
+  }
+
+  @Post('versioned')
+  @CachePut<{ version: number }>({ namespace: 'things', key: 'versioned', version: (thing) => thing.version })
+  @CacheEvict({ namespace: 'things', tags: ['all'] })
+  putAndEvict() {
+    count('putAndEvict');
+    return { version: calls.putAndEvict };
   }
 
   @Get('missing')
@@ -176,6 +186,18 @@ describe('CacheInterceptor over HTTP', () => {
     } finally {
       flakyFails = false;
     }
+  });
+
+  it('runs the interceptor once for @CachePut with @CacheEvict: one write-through, one eviction', async () => {
+    const http = await start();
+    expect(Reflect.getMetadata('__interceptors__', ThingsController.prototype.putAndEvict)).toHaveLength(1);
+    const runtime = apps[apps.length - 1].get(CacheRuntime);
+    const tagInvalidations = async () =>
+      Number(/cache_invalidations_total\{namespace="things",source="tag"\} (\d+)/.exec(await runtime.metrics.registry.metrics())?.[1] ?? 0);
+    await http.post('/things/versioned').expect(201);
+    await http.post('/things/versioned').expect(201);
+    expect(await tagInvalidations()).toBe(2);
+    expect(await redis.get(`${prefix}~ver:things:versioned`)).toBe('2');
   });
 
   it('evicts after a successful @CacheEvict handler', async () => {

@@ -259,6 +259,8 @@ describe('write-behind through BullMQ with real worker processes', () => {
     const [id] = await createUsers(1, 'badsettings');
     const bad = await api.http().patch(`/users/${id}/settings`).send([1, 2]).expect(400);
     expect(bad.body).toMatchObject({ statusCode: 400 });
+    await api.http().patch(`/users/${id}/settings`).expect(400);
+    await api.http().patch(`/users/${id}/settings`).set('Content-Type', 'text/plain').send('theme=dark').expect(400);
     await api.http().get('/users/987654/settings').expect(404);
   });
 });

@@ -46,6 +46,8 @@ export class AppModule {
           channel: USERS_CDC_CHANNEL,
           map: usersCdcMap,
           resync: usersCdcResync,
+          // Rows may have changed while no instance listened (a deploy, the worker writing meanwhile).
+          resyncOnStart: true,
         }),
         UsersModule,
         LeaderboardsModule,

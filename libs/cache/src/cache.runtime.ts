@@ -52,7 +52,6 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
       this.bus = new InvalidationBus(this.redis, this.keys.busChannel(), {
         onMessage: (message) => this.applyRemoteInvalidation(message),
         onResubscribed: () => {
-          this.logger.warn('invalidation bus reconnected: clearing L1, messages may have been missed');
           this.store.clearLocal();
           this.loads.inflight.invalidateAll();
         },
@@ -69,7 +68,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.bus?.start();
+    await this.bus?.start(this.store.l1 !== undefined);
     await this.writeBehind?.start();
     if (!this.ownsRedis) return;
     let timer: NodeJS.Timeout | undefined;

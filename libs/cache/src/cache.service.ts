@@ -8,6 +8,7 @@ import { type Duration, toMilliseconds } from './duration.js';
 import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { InvalidationSource } from './metrics/cache.metrics.js';
 import type { CacheLookup } from './stampede/load-coordinator.js';
+import { NotQueued } from './write-behind/write-behind.queue.js';
 import { HashCache } from './structures/hash-cache.js';
 import { Leaderboard } from './structures/leaderboard.js';
 import { UniqueCounter } from './structures/unique-counter.js';
@@ -115,12 +116,18 @@ export class CacheNamespace {
       mode = 'queued';
       queue.jobs.inc({ status: 'accepted' });
     } catch (error) {
-      // The queue is away: persist now rather than accept a write that could be lost.
-      version = Date.now() * 1000;
-      await target.persistNow(value, version);
+      // The queue is away: persist now rather than accept a write that could be lost. A version
+      // already taken is reused, so its pending value and the row agree; else one from the clock
+      // (µs, like the queue's own).
+      const accepted = error instanceof NotQueued ? error.version : undefined;
+      version = accepted ?? Date.now() * 1000;
+      try {
+        await target.persistNow(value, version);
+      } finally {
+        if (accepted !== undefined) await queue.settle(this.name, key, accepted).catch(() => undefined);
+      }
       mode = 'written';
       queue.jobs.inc({ status: 'fallback' });
-      await queue.settle(this.name, key, version).catch(() => undefined);
     }
     await this.writeThrough(key, async () => value, { ...options, version: () => version });
     return { version, mode };

@@ -6,7 +6,8 @@ export class ZodValidationPipe<S extends z.ZodType> implements PipeTransform<unk
   constructor(private readonly schema: S) {}
 
   transform(value: unknown): z.output<S> {
-    const parsed = this.schema.safeParse(value ?? {});
+    // A missing body stays missing: it must not pass for an empty object (PATCH would wipe settings).
+    const parsed = this.schema.safeParse(value);
     if (parsed.success) return parsed.data;
     throw new BadRequestException({
       statusCode: 400,

@@ -1,4 +1,4 @@
-import { ConflictException, Inject, Injectable, NotFoundException } from '@nestjs/common';
+import { ConflictException, HttpException, Inject, Injectable, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
 import { CacheService, type HashCache } from '@cachekit/cache';
 import { persistUserSettings, PG_UNIQUE_VIOLATION, User, USER_SETTINGS_ENTITY, type UserSettings } from '@cachekit/users-domain';
@@ -92,15 +92,22 @@ export class UsersService {
   /** Accepts new settings at once (cache + queue); the worker writes them to the database later. */
   async acceptSettings(id: number, settings: UserSettings): Promise<AcceptedSettings> {
     if (!(await this.users.existsBy({ id }))) throw new NotFoundException(`user ${id} not found`);
-    const { version, mode } = await this.cache.namespace(USERS_NAMESPACE).writeBehind(userSettingsKey(id), settings, {
-      entity: USER_SETTINGS_ENTITY,
-      id,
-      persistNow: async (value, at) => {
-        if ((await persistUserSettings(this.users.manager.connection, id, value, at)) === 'gone') {
-          throw new NotFoundException(`user ${id} not found`);
-        }
-      },
-    });
+    let accepted: { version: number; mode: 'queued' | 'written' };
+    try {
+      accepted = await this.cache.namespace(USERS_NAMESPACE).writeBehind(userSettingsKey(id), settings, {
+        entity: USER_SETTINGS_ENTITY,
+        id,
+        persistNow: async (value, at) => {
+          if ((await persistUserSettings(this.users.manager.connection, id, value, at)) === 'gone') {
+            throw new NotFoundException(`user ${id} not found`);
+          }
+        },
+      });
+    } catch (error) {
+      if (error instanceof HttpException) throw error;
+      throw new ServiceUnavailableException('the settings could be neither queued nor written; nothing was accepted');
+    }
+    const { version, mode } = accepted;
     // One field changes: update it in place (the hash keeps its TTL), do not rewrite the object.
     await this.hashes.setField(id, 'settings', settings).catch(() => undefined);
     return { id, settings, version, mode };

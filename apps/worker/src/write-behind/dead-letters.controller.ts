@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
 import { CacheAdminGuard, CacheRuntime } from '@cachekit/cache';
 import { z } from 'zod';
 
@@ -13,7 +13,7 @@ export class DeadLettersController {
   @Get('dead-letters')
   async deadLetters(@Query() query: Record<string, unknown>) {
     const parsed = querySchema.safeParse(query);
-    const limit = parsed.success ? parsed.data.limit : 100;
-    return (await this.runtime.writeBehind?.deadLetters(limit)) ?? [];
+    if (!parsed.success) throw new BadRequestException('limit must be an integer from 1 to 1000');
+    return (await this.runtime.writeBehind?.deadLetters(parsed.data.limit)) ?? [];
   }
 }

@@ -1,4 +1,4 @@
-import { type CanActivate, type ExecutionContext, Inject, Injectable, NotFoundException, UnauthorizedException } from '@nestjs/common';
+import { type CanActivate, type ExecutionContext, Inject, Injectable, NotFoundException, Optional, UnauthorizedException } from '@nestjs/common';
 import type { Request, Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { CACHE_ADMIN_TOKEN } from '../cache.constants.js';
@@ -15,7 +15,7 @@ const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8
 export class CacheAdminGuard implements CanActivate {
   private readonly expected?: Buffer;
 
-  constructor(@Inject(CACHE_ADMIN_TOKEN) token: string | undefined) {
+  constructor(@Optional() @Inject(CACHE_ADMIN_TOKEN) token: string | undefined) {
     this.expected = token ? digest(token) : undefined;
   }
 

@@ -1,6 +1,7 @@
 import {
   type CallHandler,
   type ExecutionContext,
+  GatewayTimeoutException,
   HttpException,
   HttpStatus,
   Injectable,
@@ -12,6 +13,7 @@ import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { lastValueFrom, mergeMap, type Observable, of } from 'rxjs';
 import { CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHE_STATUS_HEADER, CACHEABLE_METADATA } from '../cache.constants.js';
+import { CacheError } from '../cache.errors.js';
 import { CacheService } from '../cache.service.js';
 import type { CacheEvictOptions } from '../decorators/cache-evict.decorator.js';
 import { evictFor, putFor } from '../decorators/cache-eviction.js';
@@ -119,6 +121,8 @@ export class CacheInterceptor implements NestInterceptor {
         return of(error.value);
       }
       if (error instanceof HttpException) throw error;
+      // The handler is still running (its load continues in the background): do not run it twice.
+      if (error instanceof CacheError && error.code === 'CACHE_LOADER_TIMEOUT') throw new GatewayTimeoutException(error.message);
       this.logger.warn(`cache failed for ${request.method} ${request.url}, serving uncached: ${(error as Error).message}`);
       return next.handle();
     }

@@ -23,6 +23,8 @@ const wireMessage = z.object({
   filled: z.array(z.string()).optional(),
 });
 
+const RESUBSCRIBE_GAP_MS = 100;
+
 /**
  * Keeps every instance's L1 coherent over Redis pub/sub. A message lost while the subscriber was
  * disconnected is covered by clearing L1 on every reconnect; one lost otherwise is bounded by
@@ -41,12 +43,14 @@ export class InvalidationBus {
     private readonly handlers: {
       /** a message from another instance */
       onMessage: (message: InvalidationMessage) => void;
-      /** the subscription was (re)established after a gap: messages may have been missed */
+      /** messages may have been missed (the subscription dropped, or came back after a gap) */
       onResubscribed: () => void;
     },
   ) {}
 
-  async start(): Promise<void> {
+  /** Subscribes (an instance without L1 only publishes) and keeps the subscription alive. */
+  async start(subscribe: boolean): Promise<void> {
+    if (!subscribe) return;
     const subscriber = this.publisher.duplicate({
       connectionName: `cachekit-bus-${this.instanceId}`,
       lazyConnect: true,
@@ -57,12 +61,18 @@ export class InvalidationBus {
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined); // reconnects on its own; state shows in `up`
     subscriber.on('close', () => {
+      // L1 keeps serving meanwhile (Redis may be down): entries age out within l1.maxTtl, and
+      // L1 is cleared when the bus is back.
       if (this.up) this.logger.warn('invalidation bus disconnected; L1 is cleared when it is back');
       this.up = false;
     });
     subscriber.on('ready', () => {
       this.up = true;
-      if (this.connectedBefore) this.handlers.onResubscribed();
+      if (this.connectedBefore) {
+        this.handlers.onResubscribed();
+        // ioredis subscribes again just after 'ready': clear once more past that short gap.
+        setTimeout(() => this.handlers.onResubscribed(), RESUBSCRIBE_GAP_MS).unref();
+      }
       this.connectedBefore = true;
     });
     subscriber.on('message', (_channel: string, text: string) => this.receive(text));
@@ -95,6 +105,12 @@ export class InvalidationBus {
       return; // not ours
     }
     if (parsed.from === this.instanceId) return;
-    this.handlers.onMessage({ ids: parsed.ids, tags: parsed.tags, globs: parsed.globs, filled: parsed.filled });
+    try {
+      this.handlers.onMessage({ ids: parsed.ids, tags: parsed.tags, globs: parsed.globs, filled: parsed.filled });
+    } catch (error) {
+      // Thrown inside an ioredis listener it would crash the process; L1 is cleared instead.
+      this.logger.warn(`invalidation message not applied, clearing L1: ${(error as Error).message}`);
+      this.handlers.onResubscribed();
+    }
   }
 }

@@ -5,6 +5,16 @@ import type { Queue } from 'bullmq';
 import { deserializeValue, serializeValue } from '../entry/serializer.js';
 import { keyPart } from '../keys/key-part.js';
 
+/** A write the queue did not take; `version` is set when it was already accepted (and is pending). */
+export class NotQueued extends Error {
+  constructor(
+    readonly version: number | undefined,
+    cause: unknown,
+  ) {
+    super(`write-behind queue unreachable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
 /** The BullMQ queue write-behind jobs go through; the worker app consumes it. */
 export const WRITE_BEHIND_QUEUE = 'write-behind';
 
@@ -111,12 +121,20 @@ export class WriteBehindQueue {
     else this.redis.disconnect();
   }
 
-  /** Records `value` as the key's pending write and enqueues its job; throws if the queue Redis fails. */
+  /**
+   * Records `value` as the key's pending write and enqueues its job. Throws `NotQueued` if the
+   * queue Redis fails, with the version if one was already taken (and made pending).
+   */
   async enqueue(job: Omit<WriteBehindJob, 'version'>, value: unknown): Promise<number> {
-    if (!this.queue) throw new Error('write-behind queue not started');
-    const version = Number(
-      await this.redis.eval(ACCEPT, 2, this.versionKey(job.namespace, job.key), this.pendingKey(job.namespace), job.key, serializeValue(value)),
-    );
+    if (!this.queue) throw new NotQueued(undefined, new Error('write-behind queue not started'));
+    let version: number;
+    try {
+      version = Number(
+        await this.redis.eval(ACCEPT, 2, this.versionKey(job.namespace, job.key), this.pendingKey(job.namespace), job.key, serializeValue(value)),
+      );
+    } catch (error) {
+      throw new NotQueued(undefined, error);
+    }
     const data: WriteBehindJob = { ...job, version };
     await this.queue.add(job.entity, data, {
       jobId: [this.config.keyPrefix, job.namespace, job.key, version].map((part) => keyPart(String(part))).join('.'),
@@ -124,6 +142,8 @@ export class WriteBehindQueue {
       backoff: { type: 'exponential', delay: this.config.backoffMs, jitter: 0.5 },
       removeOnComplete: true,
       removeOnFail: false, // failed jobs stay: the dead-letter view
+    }).catch((error: unknown) => {
+      throw new NotQueued(version, error);
     });
     return version;
   }

@@ -53,7 +53,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   }
 
   onApplicationBootstrap(): void {
-    void this.connect();
+    this.connectSafely();
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -82,7 +82,9 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     };
     client.on('error', onLost);
     client.on('end', () => onLost());
-    client.on('notification', (message) => void this.receive(message.payload));
+    client.on('notification', (message) =>
+      this.receive(message.payload).catch((error: Error) => this.logger.warn(`CDC notification not applied: ${error.message}`)),
+    );
     try {
       await client.connect();
       await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
@@ -90,7 +92,10 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
       onLost(error as Error);
       return;
     }
-    if (this.stopped) return;
+    if (this.stopped) {
+      await client.end().catch(() => undefined);
+      return;
+    }
     this.failures = 0;
     this.setUp(true);
     // After LISTEN: changes from now on arrive as notifications; those made before are covered here.
@@ -101,7 +106,17 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   private scheduleReconnect(): void {
     if (this.stopped) return;
     const delay = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** this.failures++);
-    this.reconnectTimer = setTimeout(() => void this.connect(), delay * (0.5 + Math.random() / 2));
+    this.reconnectTimer = setTimeout(() => this.connectSafely(), delay * (0.5 + Math.random() / 2));
+  }
+
+  /** A failure anywhere in connecting (or in a resync's map code) means: try again later, never crash. */
+  private connectSafely(): void {
+    this.connect().catch((error: Error) => {
+      this.logger.warn(`CDC listener failed: ${error.message}`);
+      this.setUp(false);
+      this.client?.end().catch(() => undefined);
+      this.scheduleReconnect();
+    });
   }
 
   private async receive(payload: string | undefined): Promise<void> {

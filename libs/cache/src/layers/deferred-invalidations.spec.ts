@@ -40,4 +40,32 @@ describe('invalidations made while Redis hangs', () => {
       await server.kill();
     }
   });
+
+  it('skips a hanging Redis behind a circuit breaker, and goes back to it once it answers', async () => {
+    const server = await startRedisServer();
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ redis: { url: server.url }, keyPrefix: 'breaker:', commandTimeout: 100, l1: false })],
+    }).compile();
+    moduleRef.useLogger(false);
+    await moduleRef.init();
+    const cache = moduleRef.get(CacheService);
+    const runtime = moduleRef.get(CacheRuntime);
+    try {
+      await cache.set('k', 'v');
+      server.pause();
+      for (let i = 0; i < 3; i++) expect(await cache.get('k')).toBeUndefined(); // each waits out the 100 ms timeout
+      expect(runtime.store.l2.breakerOpen).toBe(true);
+      const started = Date.now();
+      for (let i = 0; i < 20; i++) expect(await cache.getOrSet('other', () => 'loaded')).toBe('loaded');
+      expect(Date.now() - started).toBeLessThan(100); // open: no command waits for Redis
+      server.resume();
+      await sleep(1_100);
+      expect(await cache.get('k')).toBe('v');
+      expect(runtime.store.l2.breakerOpen).toBe(false);
+    } finally {
+      server.resume();
+      await moduleRef.close();
+      await server.kill();
+    }
+  });
 });

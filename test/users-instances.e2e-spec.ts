@@ -1,4 +1,4 @@
-import { CacheRuntime } from '@cachekit/cache';
+import { CacheRuntime, CacheService } from '@cachekit/cache';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startUsersApiCluster } from '../apps/users-api/test/users-app.js';
@@ -60,6 +60,20 @@ describe('two users-api instances: CDC from PostgreSQL and the L1 bus', () => {
     expect(put.body.name).toBe('renamed on A');
     const ms = await within(1000, async () => (await nameOn(b, id)) === 'renamed on A');
     expect(ms).toBeLessThan(1000);
+  });
+
+  it('a change made in SQL bumps the version, and a write-through of the older version arriving late does not land', async () => {
+    const [a, b] = cluster.instances;
+    const id = ids[11];
+    await warmBoth(id);
+    const before = (await a.http().get(`/users/${id}`).expect(200)).body;
+    await sql.query('UPDATE users SET name = $1 WHERE id = $2', ['changed in SQL', id]);
+    await within(1000, async () => (await nameOn(a, id)) === 'changed in SQL' && (await nameOn(b, id)) === 'changed in SQL');
+    const [{ version }] = (await sql.query('SELECT version FROM users WHERE id = $1', [id])).rows;
+    expect(version).toBe(before.version + 1);
+    // A write-through of the row as it was, as a PUT that committed before the SQL change would make late.
+    await a.app.get(CacheService).namespace('users').writeThrough(`user:${id}`, async () => before, { version: (u: { version: number }) => u.version });
+    for (const instance of cluster.instances) expect(await nameOn(instance, id)).toBe('changed in SQL');
   });
 
   it('LISTEN connections killed, ten updates made meanwhile: all ten read fresh after the resync', async () => {

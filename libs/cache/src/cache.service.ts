@@ -150,6 +150,11 @@ export class CacheNamespace {
   async invalidate(
     what: {
       keys?: readonly string[];
+      /**
+       * per key, the version a change committed elsewhere produced: the key is evicted only if it
+       * holds an older one, and a write-through of an older one will not land afterwards
+       */
+      versions?: Readonly<Record<string, number>>;
       tags?: readonly string[];
       patterns?: readonly KeyPattern[];
       hashes?: readonly string[];
@@ -159,8 +164,15 @@ export class CacheNamespace {
   ): Promise<number> {
     const { store, loads, metrics } = this.runtime;
     let deleted = 0;
-    if (what.keys?.length) {
-      const ids = what.keys.map((key) => this.id(key));
+    const versioned = new Map(Object.entries(what.versions ?? {}).map(([key, version]) => [this.id(key), version]));
+    if (versioned.size) {
+      loads.inflight.invalidate([...versioned.keys()]);
+      metrics.invalidations.inc({ namespace: this.name, source }, versioned.size);
+      deleted += await store.evictOlder(versioned);
+    }
+    const unversioned = (what.keys ?? []).filter((key) => !versioned.has(this.id(key)));
+    if (unversioned.length) {
+      const ids = unversioned.map((key) => this.id(key));
       loads.inflight.invalidate(ids);
       metrics.invalidations.inc({ namespace: this.name, source }, ids.length);
       deleted += await store.delete(ids);

@@ -5,7 +5,14 @@ import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey } from './use
 export function usersCdcMap(change: CdcNotification): CdcInvalidation | undefined {
   if (change.table !== 'users') return undefined;
   const id = Number(change.id);
-  return { namespace: USERS_NAMESPACE, keys: [userKey(id), userSettingsKey(id)], tags: [USERS_LIST_TAG], hashes: [String(id)] };
+  return {
+    namespace: USERS_NAMESPACE,
+    keys: [userKey(id), userSettingsKey(id)],
+    // A PUT's write-through of an older version, arriving after this change, must not land.
+    versions: change.version === undefined ? undefined : { [userKey(id)]: change.version },
+    tags: [USERS_LIST_TAG],
+    hashes: [String(id)],
+  };
 }
 
 /** Everything the map covers, evicted after the LISTEN connection comes back. */

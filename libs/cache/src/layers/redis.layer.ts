@@ -22,16 +22,38 @@ redis.call('DEL', KEYS[2])
 index_tags(3, #KEYS, tonumber(ARGV[2]))
 return 1`;
 
-// Write-through of a committed row version: lands only if no equal or newer version was written.
+// Write-through of a committed row version: lands unless a newer version was written (or committed,
+// see EVICT_OLDER); the same version again carries the same row.
 // KEYS: entry, lock, version, tag sets...   ARGV: payload, ttl, version, version ttl
 const SET_VERSIONED = `${INDEX_TAGS}
 local written = tonumber(redis.call('GET', KEYS[3]) or '-1')
-if written >= tonumber(ARGV[3]) then return 0 end
+if written > tonumber(ARGV[3]) then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 redis.call('DEL', KEYS[2])
 index_tags(4, #KEYS, tonumber(ARGV[2]))
 return 1`;
+
+// A change committed elsewhere, with the version it produced: raises each entry's version floor
+// (older write-throughs arriving later are refused) and deletes the entry unless it already holds
+// that version or a newer one; ends running loads either way. KEYS: (entry, lock, version) triples.
+// ARGV: versions, version ttl. Answers how many entries went.
+const EVICT_OLDER = `
+local deleted = 0
+local n = #KEYS / 3
+for i = 1, n do
+  local entry, lock, floor = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
+  local version = tonumber(ARGV[i])
+  if version > tonumber(redis.call('GET', floor) or '-1') then redis.call('SET', floor, ARGV[i], 'PX', ARGV[n + 1]) end
+  local text = redis.call('GET', entry)
+  if text then
+    local ok, envelope = pcall(cjson.decode, text)
+    local held = ok and type(envelope) == 'table' and tonumber(envelope.g)
+    if not held or held < version then deleted = deleted + redis.call('UNLINK', entry) end
+  end
+  redis.call('UNLINK', lock)
+end
+return deleted`;
 
 // The end of a load: lands only if the load still holds its lease and none of its tags was
 // invalidated since it started. KEYS: entry, lock, tag sets (n), tag stamps (n)
@@ -169,6 +191,17 @@ export class RedisLayer {
       undefined,
     );
     return landed === undefined ? undefined : landed === 1;
+  }
+
+  /** See EVICT_OLDER; `undefined` if Redis failed. */
+  async evictOlder(versions: ReadonlyMap<string, number>): Promise<number | undefined> {
+    if (versions.size === 0) return 0;
+    const keys = [...versions.keys()].flatMap((id) => [this.keys.entry(id), this.keys.lock(id), this.keys.version(id)]);
+    return this.guard(
+      'EVAL',
+      async () => Number(await this.redis.eval(EVICT_OLDER, keys.length, ...keys, ...versions.values(), VERSION_TTL_MS)),
+      undefined,
+    );
   }
 
   /**

@@ -104,8 +104,8 @@ export class TwoLevelStore {
   }
 
   /**
-   * Writes a committed row version (write-through). `'older'`: an equal or newer version is
-   * already there, nothing changed; `'failed'`: Redis did not answer, the caller must make sure
+   * Writes a committed row version (write-through). `'older'`: a newer version is already
+   * there (or was committed), nothing changed; `'failed'`: Redis did not answer, the caller must make sure
    * the old L2 value goes (L1 holds the new one).
    */
   async writeVersioned(id: string, value: unknown, meta: EntryMeta & { g: number }, now = Date.now()): Promise<'written' | 'older' | 'failed'> {
@@ -135,6 +135,19 @@ export class TwoLevelStore {
     const deleted = await this.l2.delete(ids);
     if (deleted === undefined) this.deferDelete(ids);
     await this.announce({ ids: [...ids] });
+    return deleted ?? 0;
+  }
+
+  /**
+   * Evicts entries that hold a version older than the given ones (a change committed elsewhere)
+   * and raises their version floors; L1 copies go whatever they hold.
+   */
+  async evictOlder(versions: ReadonlyMap<string, number>): Promise<number> {
+    const ids = [...versions.keys()];
+    this.deleteLocal(ids);
+    const deleted = await this.l2.evictOlder(versions);
+    if (deleted === undefined) this.deferred.add(async () => (await this.l2.evictOlder(versions)) !== undefined);
+    await this.announce({ ids });
     return deleted ?? 0;
   }
 

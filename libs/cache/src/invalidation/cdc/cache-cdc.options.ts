@@ -6,6 +6,8 @@ export interface CdcNotification {
   table: string;
   op: 'INSERT' | 'UPDATE' | 'DELETE';
   id: string | number;
+  /** the row's version after the change, when the trigger sends it */
+  version?: number;
   /** when the row changed, epoch seconds (for `cdc_lag_seconds`) */
   ts?: number;
 }
@@ -14,6 +16,8 @@ export interface CdcNotification {
 export interface CdcInvalidation {
   namespace: string;
   keys?: readonly string[];
+  /** per key, the row version the change produced: a write-through of an older one will not land */
+  versions?: Readonly<Record<string, number>>;
   tags?: readonly string[];
   patterns?: readonly KeyPattern[];
   /** ids of hash objects (`cache.namespace(ns).hash()`) */

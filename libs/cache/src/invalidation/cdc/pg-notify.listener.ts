@@ -12,6 +12,7 @@ const notificationSchema = z.object({
   table: z.string(),
   op: z.enum(['INSERT', 'UPDATE', 'DELETE']),
   id: z.union([z.string(), z.number()]),
+  version: z.number().optional(),
   ts: z.number().optional(),
 });
 

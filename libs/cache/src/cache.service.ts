@@ -246,6 +246,7 @@ export class CacheNamespace {
   hash(options: { ttl: Duration }): HashCache {
     return new HashCache(this.runtime.redis, this.runtime.keys.hashPrefix(this.name), {
       ttlMs: toMilliseconds(options.ttl, 'hash ttl'),
+      tombstonePrefix: this.runtime.keys.hashTombstonePrefix(this.name),
     });
   }
 

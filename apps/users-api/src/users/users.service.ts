@@ -1,6 +1,6 @@
 import { ConflictException, HttpException, Inject, Injectable, NotFoundException, ServiceUnavailableException } from '@nestjs/common';
 import { InjectRepository } from '@nestjs/typeorm';
-import { CacheService, type HashCache } from '@cachekit/cache';
+import { CacheService, type HashCache, type HashObject } from '@cachekit/cache';
 import { persistUserSettings, PG_UNIQUE_VIOLATION, User, USER_SETTINGS_ENTITY, type UserSettings } from '@cachekit/users-domain';
 import { QueryFailedError, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app.config.js';
@@ -78,9 +78,14 @@ export class UsersService {
   async field(id: number, field: UserField): Promise<{ value: unknown; cache: 'HIT' | 'MISS' }> {
     const cached = await this.hashes.getField(id, field).catch(() => undefined); // Redis away: go to the database
     if (cached !== undefined) return { value: cached, cache: 'HIT' };
-    const user = await this.findOne(id);
+    let loaded: HashObject | null | undefined;
+    const load = async () => {
+      const user = await this.findOne(id);
+      return (loaded = user && { ...user });
+    };
+    // Redis away: the database's answer still goes out (read now, or already read).
+    const user = await this.hashes.fill(id, load).catch(() => (loaded === undefined ? load() : loaded));
     if (!user) throw new NotFoundException(`user ${id} not found`);
-    await this.hashes.set(id, { ...user }).catch(() => undefined);
     return { value: user[field], cache: 'MISS' };
   }
 

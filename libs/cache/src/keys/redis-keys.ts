@@ -40,6 +40,11 @@ export class RedisKeys {
     return `${this.prefix}~hash:${namespace}:`;
   }
 
+  /** where deletes of hash objects leave tombstones against fills still running */
+  hashTombstonePrefix(namespace: string): string {
+    return `${this.prefix}~hashgone:${namespace}:`;
+  }
+
   /** the L1 invalidation bus */
   busChannel(): string {
     return `${this.prefix}~bus`;

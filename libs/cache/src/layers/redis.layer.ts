@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { type CacheEnvelope } from '../entry/envelope.js';
 import { decodeEnvelope } from '../entry/serializer.js';
 import { escapeGlob } from '../keys/key-part.js';
+import { DELETE_HASHES, HASH_TOMBSTONE_TTL_MS } from '../structures/hash-cache.js';
 import type { RedisKeys } from '../keys/redis-keys.js';
 
 // Adds KEYS[1] to each tag set in KEYS[from..to] and keeps each set alive at least `ttl` ms.
@@ -235,11 +236,13 @@ export class RedisLayer {
     return this.guard('UNLINK', async () => Number(await this.redis.eval(DELETE, keys.length, ...keys)), undefined);
   }
 
-  /** Deletes hash objects (`cache.hash()`) of a namespace by id. */
+  /** Deletes hash objects (`cache.hash()`) of a namespace by id, leaving tombstones for fills still running. */
   async deleteHashes(namespace: string, ids: readonly string[]): Promise<number> {
     if (ids.length === 0) return 0;
-    const prefix = this.keys.hashPrefix(namespace);
-    return this.guard('UNLINK', () => this.redis.unlink(...ids.map((id) => prefix + id)), 0);
+    const hashes = this.keys.hashPrefix(namespace);
+    const tombstones = this.keys.hashTombstonePrefix(namespace);
+    const keys = ids.flatMap((id) => [hashes + id, tombstones + id]);
+    return this.guard('EVAL', async () => Number(await this.redis.eval(DELETE_HASHES, keys.length, ...keys, HASH_TOMBSTONE_TTL_MS)), 0);
   }
 
   /** SCAN + UNLINK over the hash objects of a namespace whose id matches `idGlob`. */

@@ -104,4 +104,21 @@ describe('HashCache against Redis', () => {
     await expect(users.get('')).rejects.toThrow(TypeError);
     await expect(users.get(NaN)).rejects.toThrow(TypeError);
   });
+
+  it('fill stores what it loaded, unless the object was deleted while it was loading', async () => {
+    expect(await users.fill(20, async () => ({ name: 'Loaded' }))).toEqual({ name: 'Loaded' });
+    expect(await users.getField(20, 'name')).toBe('Loaded');
+    expect(await users.fill(21, async () => null)).toBeNull();
+    expect(await redis.exists(keyOf(21))).toBe(0);
+
+    const raced = await users.fill(22, async () => {
+      await users.delete(22); // a change lands while the database read is on its way
+      return { name: 'Read before the change' };
+    });
+    expect(raced).toEqual({ name: 'Read before the change' }); // the caller still gets its answer
+    expect(await redis.exists(keyOf(22))).toBe(0); // but it is not cached
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await users.fill(22, async () => ({ name: 'Read after' }));
+    expect(await users.getField(22, 'name')).toBe('Read after');
+  });
 });

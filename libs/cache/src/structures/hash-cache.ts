@@ -9,9 +9,37 @@ if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1`;
 
+// Fills an object unless it was deleted since the fill started (Redis ms): a database read that
+// raced a delete must not bring the object back. KEYS: hash, tombstone. ARGV: started, ttl, fields...
+const FILL = `
+local deleted = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if deleted >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+if #ARGV > 2 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1`;
+
+/** Deletes objects and leaves a tombstone (Redis ms) for fills still running. KEYS: (hash, tombstone) pairs. ARGV: tombstone ttl */
+export const DELETE_HASHES = `
+local t = redis.call('TIME')
+local now = t[1] * 1000 + math.floor(t[2] / 1000)
+local deleted = 0
+for i = 1, #KEYS, 2 do
+  redis.call('SET', KEYS[i + 1], now, 'PX', ARGV[1])
+  deleted = deleted + redis.call('UNLINK', KEYS[i])
+end
+return deleted`;
+
+/** how long a delete is remembered against fills that started before it */
+export const HASH_TOMBSTONE_TTL_MS = 60_000;
+
 export interface HashCacheOptions {
   /** How long an object lives after `set`; `setField` does not extend it. */
   ttlMs: number;
+  /** Where deletes leave their tombstones (see `fill`); default: the key prefix with `~gone:` after it. */
+  tombstonePrefix?: string;
 }
 
 export type HashObject = Record<string, unknown>;
@@ -25,6 +53,7 @@ export type HashObject = Record<string, unknown>;
  */
 export class HashCache {
   private readonly ttlMs: number;
+  private readonly tombstonePrefix: string;
 
   constructor(
     private readonly redis: Redis,
@@ -36,6 +65,24 @@ export class HashCache {
       throw new RangeError(`HashCache ttlMs must be a positive integer of milliseconds; got ${options?.ttlMs}`);
     }
     this.ttlMs = options.ttlMs;
+    this.tombstonePrefix = options.tombstonePrefix ?? `${keyPrefix}~gone:`;
+  }
+
+  /**
+   * Cache-aside for a whole object: `load` reads it (from the database), and it is stored unless
+   * it was deleted meanwhile, so an object deleted while it was being read never comes back.
+   */
+  async fill(id: string | number, load: () => Promise<HashObject | null>): Promise<HashObject | null> {
+    const [seconds, micros] = await this.redis.time();
+    const startedAt = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const object = await load();
+    if (!object) return null;
+    const fields: string[] = [];
+    for (const [field, value] of Object.entries(object)) {
+      if (value !== undefined) fields.push(field, serializeValue(value));
+    }
+    await this.redis.eval(FILL, 2, this.key(id), this.tombstonePrefix + String(id), startedAt, this.ttlMs, ...fields);
+    return object;
   }
 
   /**
@@ -86,9 +133,9 @@ export class HashCache {
     return updated === 1;
   }
 
-  /** `true` when an object was cached. */
+  /** `true` when an object was cached. A fill that started before it will not store its object. */
   async delete(id: string | number): Promise<boolean> {
-    return (await this.redis.unlink(this.key(id))) === 1;
+    return (await this.redis.eval(DELETE_HASHES, 2, this.key(id), this.tombstonePrefix + String(id), HASH_TOMBSTONE_TTL_MS)) === 1;
   }
 
   private key(id: string | number): string {

@@ -1,4 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CACHE_ADMIN_TOKEN, CacheCdcModule, CacheModule } from '@cachekit/cache';
 import { USERS_CDC_CHANNEL, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
@@ -6,6 +7,7 @@ import { APP_CONFIG, type AppConfig } from './config/app.config.js';
 import { USERS_NAMESPACE } from './users/users.cache-keys.js';
 import { usersCdcMap, usersCdcResync } from './users/users.cdc.js';
 import { CacheAdminModule } from './cache-admin/cache-admin.module.js';
+import { DatabaseUnavailableFilter } from './common/database-unavailable.filter.js';
 import { HealthModule } from './health/health.module.js';
 import { LeaderboardsModule } from './leaderboards/leaderboards.module.js';
 import { MetricsModule } from './metrics/metrics.module.js';
@@ -57,6 +59,7 @@ export class AppModule {
         CacheAdminModule,
       ],
       providers: [
+        { provide: APP_FILTER, useClass: DatabaseUnavailableFilter },
         { provide: APP_CONFIG, useValue: config },
         { provide: CACHE_ADMIN_TOKEN, useValue: config.cacheAdminToken },
       ],

@@ -137,6 +137,9 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
       });
       // liveness is not readiness: the process still runs
       await api.http().get('/health/live').expect(200);
+      // A request that needs the database answers 503 in JSON, not 500.
+      const needsDatabase = await api.http().get('/users/987123').expect(503);
+      expect(needsDatabase.body).toMatchObject({ statusCode: 503, error: 'Service Unavailable' });
 
       proxy.stall();
       const hanging = await timed(() => api.http().get('/health/ready'));

@@ -297,11 +297,6 @@ export class RedisLayer {
     await this.guard('EVAL', () => this.redis.eval(RELEASE, 1, this.keys.lock(id), token), 0);
   }
 
-  async isLocked(id: string): Promise<boolean | undefined> {
-    const found = await this.guard('EXISTS', () => this.redis.exists(this.keys.lock(id)), undefined);
-    return found === undefined ? undefined : found === 1;
-  }
-
   private async scanUnlink(match: string): Promise<number> {
     let deleted = 0;
     const stream = this.redis.scanStream({ match, count: SCAN_BATCH });

@@ -16,6 +16,22 @@ import { UniqueCounter } from './structures/unique-counter.js';
 /** Namespace handles are kept per runtime: the interceptor asks for one on every request. */
 const handles = new WeakMap<CacheRuntime, Map<string, CacheNamespace>>();
 
+/** What `invalidate()` removes from one namespace. */
+export interface InvalidationTargets {
+  keys?: readonly string[];
+  /**
+   * per key, the version a change committed elsewhere produced: the key is evicted only if it
+   * holds an older one, and a write-through of an older one will not land afterwards
+   */
+  versions?: Readonly<Record<string, number>>;
+  tags?: readonly string[];
+  patterns?: readonly KeyPattern[];
+  /** ids of hash objects (`hash()`) */
+  hashes?: readonly string[];
+  /** hash objects whose id matches */
+  hashPatterns?: readonly KeyPattern[];
+}
+
 /** The cache API for one namespace; keys and tags of different namespaces never meet. */
 export class CacheNamespace {
   /** resolved policies by options object: decorator options are parsed once, not per call */
@@ -148,18 +164,7 @@ export class CacheNamespace {
    * `cache_invalidations_total` series. Answers how many entries went.
    */
   async invalidate(
-    what: {
-      keys?: readonly string[];
-      /**
-       * per key, the version a change committed elsewhere produced: the key is evicted only if it
-       * holds an older one, and a write-through of an older one will not land afterwards
-       */
-      versions?: Readonly<Record<string, number>>;
-      tags?: readonly string[];
-      patterns?: readonly KeyPattern[];
-      hashes?: readonly string[];
-      hashPatterns?: readonly KeyPattern[];
-    },
+    what: InvalidationTargets,
     source: InvalidationSource = 'api',
   ): Promise<number> {
     const { store, loads, metrics } = this.runtime;

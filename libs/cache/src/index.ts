@@ -4,6 +4,7 @@ export { CACHE_ADMIN_TOKEN, CACHE_CONFIG, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE
 export { CacheAdminGuard } from './admin/cache-admin.guard.js';
 export type { CacheModuleOptions, CacheConfig } from './cache.options.js';
 export { CacheService, CacheNamespace } from './cache.service.js';
+export type { InvalidationTargets } from './cache.service.js';
 export type { CacheEntryOptions, NamespaceDefaults } from './cache.policy.js';
 export type { CacheLookup, CacheStatus } from './stampede/load-coordinator.js';
 export { CacheMetrics } from './metrics/cache.metrics.js';

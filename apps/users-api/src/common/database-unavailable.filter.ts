@@ -2,7 +2,7 @@ import { type ArgumentsHost, Catch, HttpException, HttpStatus, Logger } from '@n
 import { BaseExceptionFilter } from '@nestjs/core';
 import type { Response } from 'express';
 
-// PostgreSQL connection_exception (08xxx), admin_shutdown, cannot_connect_now; pg pool and socket failures.
+// PostgreSQL connection_exception (class 08), admin_shutdown, cannot_connect_now; pg pool and socket failures.
 const UNAVAILABLE_CODES = /^(08\d{3}|57P01|57P03|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/;
 const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i;
 

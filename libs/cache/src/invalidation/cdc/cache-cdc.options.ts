@@ -1,5 +1,5 @@
 import type { Duration } from '../../duration.js';
-import type { KeyPattern } from '../../keys/key-part.js';
+import type { InvalidationTargets } from '../../cache.service.js';
 
 /** What the trigger sends: ids only (a NOTIFY payload is limited to 8000 bytes). */
 export interface CdcNotification {
@@ -13,17 +13,8 @@ export interface CdcNotification {
 }
 
 /** What one notification, or a resync, evicts in one namespace. */
-export interface CdcInvalidation {
+export interface CdcInvalidation extends InvalidationTargets {
   namespace: string;
-  keys?: readonly string[];
-  /** per key, the row version the change produced: a write-through of an older one will not land */
-  versions?: Readonly<Record<string, number>>;
-  tags?: readonly string[];
-  patterns?: readonly KeyPattern[];
-  /** ids of hash objects (`cache.namespace(ns).hash()`) */
-  hashes?: readonly string[];
-  /** hash objects whose id matches */
-  hashPatterns?: readonly KeyPattern[];
 }
 
 export interface CacheCdcOptions {

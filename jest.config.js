@@ -7,6 +7,9 @@ export default {
   extensionsToTreatAsEsm: ['.ts'],
   moduleNameMapper: {
     '^@cachekit/cache$': '<rootDir>/libs/cache/src/index.ts',
+    '^@cachekit/cache/health$': '<rootDir>/libs/cache/src/health/index.ts',
+    '^@cachekit/cache/cdc$': '<rootDir>/libs/cache/src/invalidation/cdc/index.ts',
+    '^@cachekit/cache/write-behind$': '<rootDir>/libs/cache/src/write-behind/index.ts',
     '^@cachekit/users-domain$': '<rootDir>/libs/users-domain/src/index.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },

@@ -16,11 +16,12 @@ import os from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { NestFactory } from '@nestjs/core';
-import type { INestApplicationContext } from '@nestjs/common';
+import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
-import { CacheModule, CacheService, WRITE_BEHIND_QUEUE } from '@cachekit/cache';
+import { CacheModule, CacheService } from '@cachekit/cache';
+import { WRITE_BEHIND_QUEUE, WriteBehindModule } from '@cachekit/cache/write-behind';
 import { persistUserSettings, USER_SETTINGS_ENTITY, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
 import { createTestDatabase, REDIS_URL } from '../test/support/services.js';
 import { WorkerProcess } from '../test/support/worker-process.js';
@@ -58,6 +59,20 @@ interface WriteRun {
 }
 
 type Write = (id: number, settings: Record<string, unknown>, i: number) => Promise<{ version: number; mode: string }>;
+
+/** The cache with write-behind on one Redis, as users-api configures it. */
+@Module({})
+class BenchModule {
+  static register(url: string): DynamicModule {
+    return {
+      module: BenchModule,
+      imports: [
+        CacheModule.forRoot({ isGlobal: true, redis: { url }, keyPrefix: KEY_PREFIX }),
+        WriteBehindModule.forRoot({ redis: { url } }),
+      ],
+    };
+  }
+}
 
 function newRun(name: string): WriteRun {
   return { name, ms: 0, cpuUs: 0, latencies: [], last: new Map(), modes: {} };
@@ -205,7 +220,7 @@ async function main(): Promise<void> {
     const [direct32Ids, direct10Ids, afterIds, duringIds, pacedIds] = [0, 1, 2, 3, 4].map((g) => ids.slice(g * USERS, (g + 1) * USERS));
 
     context = await NestFactory.createApplicationContext(
-      CacheModule.forRoot({ redis: { url: redisUrl }, keyPrefix: KEY_PREFIX, writeBehind: { redis: { url: redisUrl } } }),
+      BenchModule.register(redisUrl),
       { logger: ['error', 'warn'] },
     );
     await context.init();

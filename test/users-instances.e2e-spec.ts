@@ -1,4 +1,4 @@
-import { CacheRuntime, CacheService } from '@cachekit/cache';
+import { CacheService } from '@cachekit/cache';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startUsersApiCluster } from '../apps/users-api/test/users-app.js';
@@ -21,7 +21,7 @@ describe('two users-api instances: CDC from PostgreSQL and the L1 bus', () => {
     }
     // Both CDC listeners are up once both have seen a notification of their own.
     for (const instance of cluster.instances) {
-      await within(5000, async () => /cdc_listener_up 1/.test(await instance.app.get(CacheRuntime).metrics.registry.metrics()));
+      await within(5000, async () => /cdc_listener_up 1/.test((await instance.app.get(CacheService).metrics()).body));
     }
   });
 
@@ -82,7 +82,7 @@ describe('two users-api instances: CDC from PostgreSQL and the L1 bus', () => {
     const resyncs = async () => {
       let total = 0;
       for (const instance of cluster.instances) {
-        const line = (await instance.app.get(CacheRuntime).metrics.registry.metrics()).split('\n').find((l) => l.startsWith('cdc_resyncs_total '));
+        const line = ((await instance.app.get(CacheService).metrics()).body).split('\n').find((l) => l.startsWith('cdc_resyncs_total '));
         total += Number(line?.split(' ')[1] ?? 0);
       }
       return total;

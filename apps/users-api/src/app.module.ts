@@ -1,7 +1,10 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CACHE_ADMIN_TOKEN, CacheCdcModule, CacheModule } from '@cachekit/cache';
+import { CACHE_ADMIN_TOKEN, CacheMetricsController, CacheModule } from '@cachekit/cache';
+import { CacheCdcModule } from '@cachekit/cache/cdc';
+import { WriteBehindModule } from '@cachekit/cache/write-behind';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { USERS_CDC_CHANNEL, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
 import { APP_CONFIG, type AppConfig } from './config/app.config.js';
 import { USERS_NAMESPACE } from './users/users.cache-keys.js';
@@ -10,7 +13,6 @@ import { CacheAdminModule } from './cache-admin/cache-admin.module.js';
 import { DatabaseUnavailableFilter } from './common/database-unavailable.filter.js';
 import { HealthModule } from './health/health.module.js';
 import { LeaderboardsModule } from './leaderboards/leaderboards.module.js';
-import { MetricsModule } from './metrics/metrics.module.js';
 import { UsersModule } from './users/users.module.js';
 import { VisitorsModule } from './visitors/visitors.module.js';
 
@@ -18,6 +20,9 @@ import { VisitorsModule } from './visitors/visitors.module.js';
 export class AppModule {
   /** The whole app for one configuration: main.ts passes the environment's, tests their own. */
   static register(config: AppConfig): DynamicModule {
+    // One registry per app instance (tests run several in one process): process metrics and the cache's.
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
     return {
       module: AppModule,
       global: true,
@@ -36,13 +41,14 @@ export class AppModule {
           keyPrefix: config.cacheKeyPrefix,
           defaultTtl: config.cacheDefaultTtlMs,
           l1: { maxItems: config.cacheL1MaxItems, maxBytes: config.cacheL1MaxBytes },
-          writeBehind: { redis: { url: config.queueRedisUrl } },
+          metrics: { registry: metrics },
           namespaces: {
             // Stampede protection for the hot read: the Redis lock on misses, XFetch early refresh,
             // and a minute of grace (stale-while-revalidate, fail-safe when PostgreSQL fails).
             [USERS_NAMESPACE]: { ttl: config.usersCacheTtlMs, grace: '1m', xfetch: { beta: 1 }, lock: { ttl: '10s', wait: '5s' } },
           },
         }),
+        WriteBehindModule.forRoot({ isGlobal: true, redis: { url: config.queueRedisUrl } }),
         CacheCdcModule.forRoot({
           connectionString: config.databaseUrl,
           channel: USERS_CDC_CHANNEL,
@@ -55,9 +61,9 @@ export class AppModule {
         LeaderboardsModule,
         VisitorsModule,
         HealthModule,
-        MetricsModule,
         CacheAdminModule,
       ],
+      controllers: [CacheMetricsController],
       providers: [
         { provide: APP_FILTER, useClass: DatabaseUnavailableFilter },
         { provide: APP_CONFIG, useValue: config },

@@ -1,4 +1,5 @@
-import { CacheRuntime, escapeGlob } from '@cachekit/cache';
+import { escapeGlob } from '@cachekit/cache';
+import { startRedisServer } from '../../../test/support/redis-server.js';
 import { startUsersApi } from './users-app.js';
 
 describe('users-api Redis structures: /leaderboards and /pages (real Redis)', () => {
@@ -151,14 +152,16 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
     });
   });
 
-  // Last: it takes the cache connection down.
   it('answers a JSON 503 when Redis is away, not a 500', async () => {
-    api.app.get(CacheRuntime).redis.disconnect();
-    const write = await score('game-1', 'ann', 1);
+    const redis = await startRedisServer();
+    const away = await startUsersApi('structures_redis_away', { redisUrl: redis.url });
+    await redis.kill();
+    const write = await away.http().post('/leaderboards/game-1/scores').send({ member: 'ann', score: 1 });
     expect(write.status).toBe(503);
     expect(write.body).toMatchObject({ statusCode: 503 });
-    const read = await api.http().get('/pages/home/visitors');
+    const read = await away.http().get('/pages/home/visitors');
     expect(read.status).toBe(503);
     expect(read.body).toMatchObject({ statusCode: 503 });
+    await away.stop();
   });
 });

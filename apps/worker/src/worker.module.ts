@@ -1,18 +1,25 @@
-import { BullModule } from '@nestjs/bullmq';
+import { BullModule, Processor } from '@nestjs/bullmq';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
-import { CACHE_ADMIN_TOKEN, CacheModule, WRITE_BEHIND_QUEUE } from '@cachekit/cache';
+import { CACHE_ADMIN_TOKEN, CacheMetricsController, CacheModule } from '@cachekit/cache';
+import { WRITE_BEHIND_QUEUE, WriteBehindModule } from '@cachekit/cache/write-behind';
+import { collectDefaultMetrics, Registry } from 'prom-client';
 import { USERS_DOMAIN_ENTITIES } from '@cachekit/users-domain';
 import { bullConnection, WORKER_CONFIG, type WorkerConfig } from './config/worker.config.js';
 import { WorkerHealthController } from './health/worker-health.controller.js';
 import { DeadLettersController } from './write-behind/dead-letters.controller.js';
-import { WriteBehindProcessor } from './write-behind/write-behind.processor.js';
+import { WRITE_BEHIND_WORKER_OPTIONS, WriteBehindProcessor } from './write-behind/write-behind.processor.js';
 
 @Module({})
 export class WorkerModule {
   /** The worker for one configuration. The schema is users-api's: it runs the migrations. */
   static register(config: WorkerConfig): DynamicModule {
+    // The queue the API instances write to (the same configuration); the processor consumes it.
+    const queueName = WRITE_BEHIND_QUEUE;
+    Processor(queueName, WRITE_BEHIND_WORKER_OPTIONS)(WriteBehindProcessor);
+    const metrics = new Registry();
+    collectDefaultMetrics({ register: metrics });
     return {
       module: WorkerModule,
       global: true,
@@ -24,13 +31,14 @@ export class WorkerModule {
           redis: { url: config.redisUrl },
           keyPrefix: config.cacheKeyPrefix,
           l1: false,
-          writeBehind: { redis: { url: config.queueRedisUrl } },
+          metrics: { registry: metrics },
         }),
+        WriteBehindModule.forRoot({ isGlobal: true, redis: { url: config.queueRedisUrl }, queueName }),
         BullModule.forRoot({ connection: bullConnection(config.queueRedisUrl) }),
-        BullModule.registerQueue({ name: WRITE_BEHIND_QUEUE }),
+        BullModule.registerQueue({ name: queueName }),
         TerminusModule,
       ],
-      controllers: [WorkerHealthController, DeadLettersController],
+      controllers: [WorkerHealthController, DeadLettersController, CacheMetricsController],
       providers: [
         { provide: WORKER_CONFIG, useValue: config },
         { provide: CACHE_ADMIN_TOKEN, useValue: config.cacheAdminToken },

@@ -10,3 +10,6 @@ export const {
   .setClassMethodName('forRoot')
   .setExtras({ isGlobal: false }, (definition, extras) => ({ ...definition, global: extras.isGlobal }))
   .build();
+
+/** `CacheModule.forRootAsync({ imports, inject, useFactory, isGlobal })`. */
+export type CacheModuleAsyncOptions = typeof CACHE_ASYNC_OPTIONS_TYPE;

@@ -7,10 +7,9 @@ import { CacheRuntime } from './cache.runtime.js';
 import { CacheService } from './cache.service.js';
 import { CachedMethodsExplorer } from './decorators/cached-methods.explorer.js';
 import { CacheInterceptor } from './interceptors/cache.interceptor.js';
-import { WriteBehindRunner } from './write-behind/write-behind.runner.js';
 
 /**
- * `CacheModule.forRoot({ redis: { url } })` or `forRootAsync({ useFactory, inject })`;
+ * `CacheModule.forRoot({ redis: { url } })` or `forRootAsync({ imports, inject, useFactory })`;
  * add `isGlobal: true` to reach `CacheService` and `@Cacheable` from every module.
  */
 @Module({
@@ -21,8 +20,8 @@ import { WriteBehindRunner } from './write-behind/write-behind.runner.js';
     CacheService,
     CacheInterceptor,
     CachedMethodsExplorer,
-    WriteBehindRunner,
   ],
-  exports: [CACHE_CONFIG, CacheRuntime, CacheService, CacheInterceptor, WriteBehindRunner],
+  // CacheRuntime is for the optional parts of this package (/cdc, /write-behind, /health), not part of the API.
+  exports: [CacheRuntime, CacheService, CacheInterceptor],
 })
 export class CacheModule extends ConfigurableCacheModule {}

@@ -37,10 +37,40 @@ export interface CacheEntryOptions<T = any> {
   staleWhileRevalidate?: boolean;
   /** Coalesce concurrent misses of one key in this process (default `true`). */
   singleFlight?: boolean;
+  /**
+   * The version the value holds (e.g. the row's version column), stored with it: a CDC eviction
+   * of that same version keeps the entry, and a write-through of an older one never replaces it.
+   */
+  version?: (value: T) => number;
 }
 
 /** The options a namespace may set for every call in it. */
-export type NamespaceDefaults = Omit<CacheEntryOptions, 'tags' | 'sliding'>;
+export type NamespaceDefaults = Omit<CacheEntryOptions, 'tags' | 'sliding' | 'version'>;
+
+/** The names of `NamespaceDefaults`, to refuse unknown ones (a typo) at start-up. */
+export const NAMESPACE_OPTION_NAMES: readonly string[] = [
+  'ttl',
+  'grace',
+  'jitter',
+  'negativeTtl',
+  'xfetch',
+  'lock',
+  'timeout',
+  'failSafeBackoff',
+  'staleWhileRevalidate',
+  'singleFlight',
+] satisfies ReadonlyArray<keyof NamespaceDefaults>;
+
+/** The names of `CacheEntryOptions`. */
+export const ENTRY_OPTION_NAMES: readonly string[] = [...NAMESPACE_OPTION_NAMES, 'tags', 'sliding', 'version'];
+
+/** Throws naming the first option of `options` that is not in `known`. */
+export function assertKnownOptions(options: object, known: readonly string[], owner: string): void {
+  const unknown = Object.keys(options).find((name) => !known.includes(name));
+  if (unknown !== undefined) {
+    throw new CacheError('CACHE_INVALID_OPTION', `${owner}: unknown option "${unknown}"; known options are ${known.join(', ')}`);
+  }
+}
 
 export interface CachePolicy {
   ttlMs?: number;
@@ -49,6 +79,7 @@ export interface CachePolicy {
   jitter: number;
   negativeTtlMs?: number;
   tags?: CacheEntryOptions['tags'];
+  version?: CacheEntryOptions['version'];
   xfetchBeta: number;
   lock: false | { ttlMs: number; waitMs: number };
   softTimeoutMs?: number;
@@ -82,6 +113,7 @@ export function resolvePolicy(options: CacheEntryOptions, defaults: NamespaceDef
     jitter,
     negativeTtlMs: optionalMs(o.negativeTtl, 'negativeTtl'),
     tags: o.tags,
+    version: o.version,
     xfetchBeta: beta,
     lock:
       o.lock === false
@@ -134,5 +166,6 @@ export function entryMetaFor<T>(
   }
   const tags = typeof policy.tags === 'function' ? policy.tags(value) : policy.tags;
   if (tags?.length) meta.t = tags.map(tagId);
+  if (policy.version) meta.g = policy.version(value);
   return meta;
 }

@@ -9,7 +9,9 @@ import { RedisLayer } from './layers/redis.layer.js';
 import { TwoLevelStore } from './layers/two-level.store.js';
 import { CacheMetrics } from './metrics/cache.metrics.js';
 import { LoadCoordinator } from './stampede/load-coordinator.js';
-import { WriteBehindQueue } from './write-behind/write-behind.queue.js';
+import { Registry } from 'prom-client';
+import { collectCacheStats, type CacheStats } from './metrics/cache-stats.js';
+import type { WriteBehindProducer } from './write-behind/write-behind.port.js';
 
 /** What every namespace of one module shares: the config, the two levels, the loads in flight, the metrics. */
 @Injectable()
@@ -22,8 +24,8 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   readonly loads: LoadCoordinator;
   /** absent with `bus: false` */
   readonly bus?: InvalidationBus;
-  /** present when the module is configured with `writeBehind` */
-  readonly writeBehind?: WriteBehindQueue;
+  /** attached by `WriteBehindModule` (`@cachekit/cache/write-behind`) */
+  writeBehind?: WriteBehindProducer;
   private readonly ownsRedis: boolean;
 
   constructor(@Inject(CACHE_CONFIG) readonly config: CacheConfig) {
@@ -61,15 +63,13 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     this.store = new TwoLevelStore(l1, new RedisLayer(this.redis, this.keys), config.l1 ? config.l1.maxTtlMs : 0, (message) =>
       bus ? bus.publish(message) : Promise.resolve(),
     );
-    this.metrics = new CacheMetrics(() => ({ entries: l1?.size ?? 0, bytes: l1?.bytes ?? 0 }));
+    this.metrics = new CacheMetrics(config.metricsRegistry ?? new Registry(), () => this.l1Size(), this.redis);
     this.loads = new LoadCoordinator(this.store, this.metrics);
     this.redis.on('ready', () => void this.store.deferred.flush());
-    if (config.writeBehind) this.writeBehind = new WriteBehindQueue(config.writeBehind, this.metrics.registry);
   }
 
   async onModuleInit(): Promise<void> {
     await this.bus?.start(this.store.l1 !== undefined);
-    await this.writeBehind?.start();
     if (!this.ownsRedis) return;
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
@@ -87,10 +87,21 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.store.deferred.stop();
     await this.bus?.stop();
-    await this.writeBehind?.stop();
     if (!this.ownsRedis) return;
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
+  }
+
+  attachWriteBehind(producer: WriteBehindProducer): void {
+    this.writeBehind = producer;
+  }
+
+  l1Size(): { entries: number; bytes: number } {
+    return { entries: this.store.l1?.size ?? 0, bytes: this.store.l1?.bytes ?? 0 };
+  }
+
+  stats(): Promise<CacheStats> {
+    return collectCacheStats(this.metrics, this.l1Size(), this.redis);
   }
 
   private applyRemoteInvalidation(message: InvalidationMessage): void {

@@ -8,7 +8,8 @@ import { type Duration, toMilliseconds } from './duration.js';
 import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { InvalidationSource } from './metrics/cache.metrics.js';
 import type { CacheLookup } from './stampede/load-coordinator.js';
-import { NotQueued } from './write-behind/write-behind.queue.js';
+import type { CacheStats } from './metrics/cache-stats.js';
+import { NotQueued } from './write-behind/write-behind.port.js';
 import { HashCache } from './structures/hash-cache.js';
 import { Leaderboard } from './structures/leaderboard.js';
 import { UniqueCounter } from './structures/unique-counter.js';
@@ -124,13 +125,15 @@ export class CacheNamespace {
     options: CacheEntryOptions<T> = {},
   ): Promise<{ version: number; mode: 'queued' | 'written' }> {
     const queue = this.runtime.writeBehind;
-    if (!queue) throw new CacheError('CACHE_INVALID_OPTION', 'writeBehind needs the CacheModule option `writeBehind`');
+    if (!queue) {
+      throw new CacheError('CACHE_NOT_CONFIGURED', "writeBehind() needs WriteBehindModule.forRoot({ redis }) from '@cachekit/cache/write-behind'");
+    }
     let version: number;
     let mode: 'queued' | 'written';
     try {
       version = await queue.enqueue({ namespace: this.name, key, entity: target.entity, id: target.id }, value);
       mode = 'queued';
-      queue.jobs.inc({ status: 'accepted' });
+      queue.count('accepted');
     } catch (error) {
       // The queue is away: persist now rather than accept a write that could be lost. A version
       // already taken is reused, so its pending value and the row agree; else one from the clock
@@ -143,7 +146,7 @@ export class CacheNamespace {
         if (accepted !== undefined) await queue.settle(this.name, key, accepted).catch(() => undefined);
       }
       mode = 'written';
-      queue.jobs.inc({ status: 'fallback' });
+      queue.count('fallback');
     }
     await this.writeThrough(key, async () => value, { ...options, version: () => version });
     return { version, mode };
@@ -262,6 +265,11 @@ export class CacheNamespace {
     });
   }
 
+  /** Throws a `CacheError` naming the option if `options` could not be used for a call (start-up checks). */
+  checkOptions(options: CacheEntryOptions): void {
+    resolvePolicy(options, this.defaults());
+  }
+
   protected id(key: string): string {
     if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
       throw new CacheError('CACHE_INVALID_KEY', `a cache key must be a string of 1 to 1024 characters; got ${JSON.stringify(key)}`);
@@ -295,5 +303,19 @@ export class CacheNamespace {
 export class CacheService extends CacheNamespace {
   constructor(@Inject(CacheRuntime) runtime: CacheRuntime) {
     super(runtime, DEFAULT_NAMESPACE);
+  }
+
+  /**
+   * Hit ratios per namespace and layer, L1 entries and bytes, and the cache Redis INFO figures
+   * (`keyspace_hits`, `keyspace_misses`, `used_memory`, `evicted_keys`; null while Redis does not answer).
+   */
+  stats(): Promise<CacheStats> {
+    return this.runtime.stats();
+  }
+
+  /** The Prometheus text of the cache's registry (`metrics.registry`, or the module's own). */
+  async metrics(): Promise<{ contentType: string; body: string }> {
+    const { registry } = this.runtime.metrics;
+    return { contentType: registry.contentType, body: await registry.metrics() };
   }
 }

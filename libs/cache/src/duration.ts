@@ -7,6 +7,21 @@ type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd';
 export type Duration = number | `${number}${DurationUnit}`;
 
 /**
+ * A duration in module options, where values often come from a config service as plain
+ * strings: any string is accepted by the type and checked once at start-up.
+ */
+export type DurationOption = Duration | (string & {});
+
+/** `T` with every duration widened to `DurationOption` (options built from configuration). */
+export type Configurable<T> = T extends `${number}${DurationUnit}`
+  ? DurationOption
+  : T extends (...args: never[]) => unknown
+    ? T
+    : T extends object
+      ? { [K in keyof T]: Configurable<T[K]> }
+      : T;
+
+/**
  * The one place durations are parsed: everything inside the library is milliseconds.
  * Plain digit strings (as environment variables arrive) are milliseconds too.
  */

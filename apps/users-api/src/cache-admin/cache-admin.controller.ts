@@ -1,21 +1,17 @@
 import { Body, Controller, Get, Header, HttpCode, Inject, Post, UseGuards } from '@nestjs/common';
-import { CacheAdminGuard, CacheService } from '@cachekit/cache';
+import { CacheAdminGuard, CacheService, type CacheStats } from '@cachekit/cache';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import { type InvalidateInput, invalidateSchema } from './cache-admin.schemas.js';
-import { type CacheStats, CacheStatsService } from './cache-stats.service.js';
 
 @Controller('cache')
 export class CacheAdminController {
-  constructor(
-    @Inject(CacheService) private readonly cache: CacheService,
-    private readonly statsService: CacheStatsService,
-  ) {}
+  constructor(@Inject(CacheService) private readonly cache: CacheService) {}
 
   /** Hit ratios per namespace and layer, L1 size, and the cache Redis INFO figures. */
   @Get('stats')
   @Header('Cache-Control', 'no-store')
   stats(): Promise<CacheStats> {
-    return this.statsService.stats();
+    return this.cache.stats();
   }
 
   /** Admin: evicts exact keys and tags of one namespace, in both levels and on every instance. */

@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { HealthCheck, type HealthCheckResult, HealthCheckService, TypeOrmHealthIndicator } from '@nestjs/terminus';
-import { CacheHealthIndicator, CdcHealthIndicator } from '@cachekit/cache';
+import { CacheHealthIndicator, CdcHealthIndicator } from '@cachekit/cache/health';
 
 /**
  * Liveness says the process runs; readiness says it can serve: PostgreSQL must answer (503 when

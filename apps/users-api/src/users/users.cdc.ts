@@ -1,4 +1,5 @@
-import { type CdcInvalidation, type CdcNotification, glob } from '@cachekit/cache';
+import { glob } from '@cachekit/cache';
+import type { CdcInvalidation, CdcNotification } from '@cachekit/cache/cdc';
 import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey } from './users.cache-keys.js';
 
 /** What a change of a users row evicts, whoever made it (this API, another service, psql). */

@@ -43,7 +43,7 @@ export class UsersController {
 
   /** Cache-aside; an unknown id is a 404 that is cached briefly (the namespace's negative TTL). */
   @Get(':id')
-  @Cacheable({ namespace: USERS_NAMESPACE, key: keyOfUserInPath })
+  @Cacheable<User>({ namespace: USERS_NAMESPACE, key: keyOfUserInPath, version: (user) => user.version })
   async findOne(@Param('id', UserIdPipe) id: number): Promise<User> {
     const user = await this.users.findOne(id);
     // The same body as a cached "not found" gets, so a 404 reads alike whether or not it came from cache.

@@ -1,23 +1,16 @@
-import { Controller, Get, Header, Inject, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, Inject } from '@nestjs/common';
 import { HealthCheck, HealthCheckService, HealthIndicatorService, TypeOrmHealthIndicator } from '@nestjs/terminus';
-import { CacheRuntime } from '@cachekit/cache';
-import { collectDefaultMetrics, Registry } from 'prom-client';
+import { WriteBehindQueue } from '@cachekit/cache/write-behind';
 
-/** Liveness, readiness (PostgreSQL and the queue Redis) and Prometheus metrics of the worker. */
+/** Liveness and readiness (PostgreSQL and the queue Redis) of the worker; `/metrics` is the library's controller. */
 @Controller()
 export class WorkerHealthController {
-  private readonly registry: Registry;
-
   constructor(
     private readonly health: HealthCheckService,
     private readonly database: TypeOrmHealthIndicator,
     private readonly indicator: HealthIndicatorService,
-    @Inject(CacheRuntime) private readonly runtime: CacheRuntime,
-  ) {
-    const own = new Registry();
-    collectDefaultMetrics({ register: own });
-    this.registry = Registry.merge([own, runtime.metrics.registry]);
-  }
+    @Inject(WriteBehindQueue) private readonly queue: WriteBehindQueue,
+  ) {}
 
   @Get('health/live')
   @HealthCheck()
@@ -32,21 +25,8 @@ export class WorkerHealthController {
     return this.health.check([() => this.database.pingCheck('database', { timeout: 1_000 }), () => this.queueRedis()]);
   }
 
-  @Get('metrics')
-  @Header('Content-Type', 'text/plain; version=0.0.4; charset=utf-8')
-  metrics(): Promise<string> {
-    return this.registry.metrics();
-  }
-
   private async queueRedis() {
     const check = this.indicator.check('queue');
-    const redis = this.runtime.writeBehind?.redis;
-    if (!redis) throw new ServiceUnavailableException('write-behind is not configured');
-    try {
-      await redis.ping();
-      return check.up();
-    } catch (error) {
-      return check.down({ message: (error as Error).message });
-    }
+    return (await this.queue.ping()) ? check.up() : check.down({ message: 'queue Redis does not answer' });
   }
 }

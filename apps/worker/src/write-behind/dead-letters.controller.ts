@@ -1,5 +1,6 @@
 import { BadRequestException, Controller, Get, Inject, Query, UseGuards } from '@nestjs/common';
-import { CacheAdminGuard, CacheRuntime } from '@cachekit/cache';
+import { CacheAdminGuard } from '@cachekit/cache';
+import { WriteBehindQueue } from '@cachekit/cache/write-behind';
 import { z } from 'zod';
 
 const querySchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).default(100) });
@@ -8,12 +9,12 @@ const querySchema = z.object({ limit: z.coerce.number().int().min(1).max(1000).d
 @Controller('write-behind')
 @UseGuards(CacheAdminGuard)
 export class DeadLettersController {
-  constructor(@Inject(CacheRuntime) private readonly runtime: CacheRuntime) {}
+  constructor(@Inject(WriteBehindQueue) private readonly queue: WriteBehindQueue) {}
 
   @Get('dead-letters')
   async deadLetters(@Query() query: Record<string, unknown>) {
     const parsed = querySchema.safeParse(query);
     if (!parsed.success) throw new BadRequestException('limit must be an integer from 1 to 1000');
-    return (await this.runtime.writeBehind?.deadLetters(parsed.data.limit)) ?? [];
+    return this.queue.deadLetters(parsed.data.limit);
   }
 }

@@ -1,18 +1,20 @@
-import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
+import { OnWorkerEvent, WorkerHost } from '@nestjs/bullmq';
 import { Inject, Logger, type OnApplicationBootstrap } from '@nestjs/common';
-import { WRITE_BEHIND_QUEUE, type WriteBehindJob, WriteBehindRunner } from '@cachekit/cache';
+import { type WriteBehindJob, WriteBehindRunner } from '@cachekit/cache/write-behind';
 import { persistUserSettings, USER_SETTINGS_ENTITY, type UserSettings } from '@cachekit/users-domain';
 import { type Job, UnrecoverableError } from 'bullmq';
 import { DataSource } from 'typeorm';
 import { WORKER_CONFIG, type WorkerConfig } from '../config/worker.config.js';
 
+/** Stalled jobs (a killed worker's) are picked up again after `stalledInterval`. */
+export const WRITE_BEHIND_WORKER_OPTIONS = { lockDuration: 10_000, stalledInterval: 5_000, maxStalledCount: 3 };
+
 /**
- * Persists write-behind jobs. Retries (exponential backoff with jitter, set by the producer) on
+ * Persists write-behind jobs (`WorkerModule` binds it to the queue with `@Processor`). Retries (exponential backoff with jitter, set by the producer) on
  * any failure but the unrecoverable ones; a job that gives up evicts its cached value so readers
  * fall back to the database, and stays in the failed set (the dead-letter view). A job left
  * active by a killed worker is picked up again after `stalledInterval`.
  */
-@Processor(WRITE_BEHIND_QUEUE, { lockDuration: 10_000, stalledInterval: 5_000, maxStalledCount: 3 })
 export class WriteBehindProcessor extends WorkerHost implements OnApplicationBootstrap {
   private readonly logger = new Logger('WriteBehindProcessor');
 

@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable, NotFoundException, Optional, UnauthorizedException } from '@nestjs/common';
-import type { Request, Response } from 'express';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { CACHE_ADMIN_TOKEN } from '../cache.constants.js';
+import { setResponseHeader } from '../interceptors/http-response.js';
 
 const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
 
@@ -21,14 +21,15 @@ export class CacheAdminGuard implements CanActivate {
 
   canActivate(context: ExecutionContext): boolean {
     const http = context.switchToHttp();
-    const request = http.getRequest<Request>();
+    // Express or Fastify: only what both requests have.
+    const request = http.getRequest<{ method: string; url: string; headers: Record<string, string | string[] | undefined> }>();
     if (!this.expected) {
-      throw new NotFoundException({ statusCode: 404, error: 'Not Found', message: `Cannot ${request.method} ${request.path}` });
+      throw new NotFoundException({ statusCode: 404, error: 'Not Found', message: `Cannot ${request.method} ${request.url.split('?')[0]}` });
     }
     const header = request.headers.authorization;
-    const presented = /^Bearer +(\S+) *$/i.exec(header ?? '')?.[1];
+    const presented = typeof header === 'string' ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined;
     if (presented !== undefined && timingSafeEqual(digest(presented), this.expected)) return true;
-    http.getResponse<Response>().setHeader('WWW-Authenticate', 'Bearer realm="cache-admin"');
+    setResponseHeader(http.getResponse(), 'WWW-Authenticate', 'Bearer realm="cache-admin"');
     throw new UnauthorizedException({
       statusCode: 401,
       error: 'Unauthorized',

@@ -5,8 +5,9 @@ import { UseCacheInterceptor } from './use-cache-interceptor.js';
 export interface CacheEvictOptions {
   namespace?: string;
   /**
-   * Keys to delete, fixed or computed: a service method's function gets the method's arguments;
-   * a controller method's gets the request and the handler's result.
+   * Keys to delete, fixed or computed: on a provider method the function gets the method's
+   * arguments; on an HTTP route, the request and the handler's result; on a message handler,
+   * the message data and the handler's result.
    */
   keys?: readonly string[] | ((...args: any[]) => readonly string[]);
   /** Tags to invalidate, fixed or computed like `keys`. */

@@ -3,15 +3,16 @@ import { CACHEABLE_METADATA } from '../cache.constants.js';
 import type { CacheEntryOptions } from '../cache.policy.js';
 import { UseCacheInterceptor } from './use-cache-interceptor.js';
 
-export interface CacheableOptions extends CacheEntryOptions {
-  /** Default: `http` for controller methods, `default` for service methods. */
+export interface CacheableOptions<T = any> extends CacheEntryOptions<T> {
+  /** Default: `http` for HTTP routes, `rpc` for message handlers, `default` for provider methods. */
   namespace?: string;
   /**
-   * The key, fixed or computed. On a service method the function gets the method's
-   * arguments; on a controller method, the request. Build keys from input with `keyPart()`.
-   * Default: the class and method with the arguments (service), or the route template,
-   * path params and sorted query (HTTP). A function that returns `undefined` skips the cache
-   * for that call (for instance when the input is invalid and the handler will refuse it).
+   * The key, fixed or computed. On a provider method the function gets the method's
+   * arguments; on an HTTP route, the request; on a message handler, the message data. Build
+   * keys from input with `keyPart()`. Default: the class and method with the arguments
+   * (provider); the HTTP method, handler, path params and query (HTTP); the message pattern
+   * and the data (RPC). A function that returns `undefined` skips the cache for that call (for
+   * instance when the input is invalid and the handler will refuse it).
    */
   key?: string | ((...args: any[]) => string | undefined);
   /**
@@ -24,8 +25,9 @@ export interface CacheableOptions extends CacheEntryOptions {
 }
 
 /**
- * Cache-aside for a controller method (through `CacheInterceptor`) or for a method of any
- * provider (wrapped at start-up; the method then always returns a Promise).
+ * Cache-aside for an HTTP route or a `@MessagePattern` handler (through `CacheInterceptor`), or
+ * for an `async` method of any singleton provider (wrapped at start-up). Options are checked at
+ * start-up: a bad one stops the app naming the method and the option.
  */
-export const Cacheable = (options: CacheableOptions = {}): MethodDecorator & ClassDecorator =>
+export const Cacheable = <T = any>(options: CacheableOptions<T> = {}): MethodDecorator & ClassDecorator =>
   applyDecorators(SetMetadata(CACHEABLE_METADATA, options), UseCacheInterceptor());

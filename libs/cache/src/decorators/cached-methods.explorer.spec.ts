@@ -1,11 +1,12 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Scope, type Type } from '@nestjs/common';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
+import { CacheError } from '../cache.errors.js';
 import { CacheModule } from '../cache.module.js';
 import { CacheService } from '../cache.service.js';
 import { CacheEvict } from './cache-evict.decorator.js';
-import { Cacheable } from './cacheable.decorator.js';
+import { Cacheable, type CacheableOptions } from './cacheable.decorator.js';
 
 @Injectable()
 class PriceService {
@@ -69,5 +70,67 @@ describe('@Cacheable and @CacheEvict on provider methods', () => {
     expect(prices.loads).toBe(5);
     expect(await cache.get('PriceService.quote:sku-1:3')).toBe(36);
     await moduleRef.close();
+  });
+});
+
+@Injectable({ scope: Scope.REQUEST })
+class PerRequestService {
+  @Cacheable({ key: 'per-request' })
+  async value(): Promise<number> {
+    return 1;
+  }
+}
+
+@Injectable()
+class SyncService {
+  @Cacheable({ key: 'sync' })
+  value(): number {
+    return 1;
+  }
+}
+
+@Injectable()
+class BadOptionService {
+  @Cacheable({ key: 'bad', jitter: 2 })
+  async value(): Promise<number> {
+    return 1;
+  }
+}
+
+@Injectable()
+class TypoService {
+  @Cacheable({ key: 'typo', tll: '1m' } as CacheableOptions)
+  async value(): Promise<number> {
+    return 1;
+  }
+}
+
+describe('cache decorators refused at start-up', () => {
+  const prefix = uniquePrefix('methods-refused');
+
+  async function init(provider: Type): Promise<unknown> {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix, bus: false })],
+      providers: [provider],
+    }).compile();
+    try {
+      await moduleRef.init();
+      return undefined;
+    } catch (error) {
+      return error;
+    } finally {
+      await moduleRef.close();
+    }
+  }
+
+  it.each([
+    [PerRequestService, /PerRequestService\.value .*request-scoped or transient/],
+    [SyncService, /@Cacheable on SyncService\.value: .*must be declared `async`.*typed Number/],
+    [BadOptionService, /@Cacheable on BadOptionService\.value: jitter must be a fraction/],
+    [TypoService, /@Cacheable on TypoService\.value: unknown option "tll"/],
+  ])('%p stops the app with a message naming the method', async (provider, message) => {
+    const error = await init(provider);
+    expect(error).toBeInstanceOf(CacheError);
+    expect((error as Error).message).toMatch(message);
   });
 });

@@ -8,7 +8,9 @@ import {
   Param,
   Post,
   Query,
+  UseInterceptors,
 } from '@nestjs/common';
+import { APP_INTERCEPTOR } from '@nestjs/core';
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import request from 'supertest';
@@ -17,7 +19,8 @@ import { CacheModule } from '../cache.module.js';
 import type { CacheModuleOptions } from '../cache.options.js';
 import { CacheEvict } from '../decorators/cache-evict.decorator.js';
 import { CachePut } from '../decorators/cache-put.decorator.js';
-import { CacheRuntime } from '../cache.runtime.js';
+import { CacheService } from '../cache.service.js';
+import { CacheInterceptor } from './cache.interceptor.js';
 import { Cacheable } from '../decorators/cacheable.decorator.js';
 
 const calls: Record<string, number> = {};
@@ -39,7 +42,7 @@ class ThingsController {
   }
 
   @Post('public/:id')
-  @CacheEvict({ namespace: 'http', keys: () => ['%2Fthings%2Fpublic%2F%3Aid|id=1|'] })
+  @CacheEvict({ namespace: 'http', keys: () => ['GET|ThingsController.one|id=1|'] })
   touch() {
     return { ok: true };
   }
@@ -79,6 +82,16 @@ class ThingsController {
   empty() {
     count('empty');
     return undefined;
+  }
+}
+
+@Controller('everywhere')
+@UseInterceptors(CacheInterceptor)
+class BoundEverywhereController {
+  @Get(':id')
+  @Cacheable()
+  one(@Param('id') id: string) {
+    return { id, call: count(`everywhere:${id}`) };
   }
 }
 
@@ -190,14 +203,29 @@ describe('CacheInterceptor over HTTP', () => {
 
   it('runs the interceptor once for @CachePut with @CacheEvict: one write-through, one eviction', async () => {
     const http = await start();
-    expect(Reflect.getMetadata('__interceptors__', ThingsController.prototype.putAndEvict)).toHaveLength(1);
-    const runtime = apps[apps.length - 1].get(CacheRuntime);
+    const cache = apps[apps.length - 1].get(CacheService);
     const tagInvalidations = async () =>
-      Number(/cache_invalidations_total\{namespace="things",source="tag"\} (\d+)/.exec(await runtime.metrics.registry.metrics())?.[1] ?? 0);
+      Number(/cache_invalidations_total\{namespace="things",source="tag"\} (\d+)/.exec((await cache.metrics()).body)?.[1] ?? 0);
     await http.post('/things/versioned').expect(201);
     await http.post('/things/versioned').expect(201);
     expect(await tagInvalidations()).toBe(2);
     expect(await redis.get(`${prefix}~ver:things:versioned`)).toBe('2');
+  });
+
+  it('acts once when bound globally, on the class and by the decorator: no hang, one handler call', async () => {
+    const moduleRef = await Test.createTestingModule({
+      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix })],
+      controllers: [BoundEverywhereController],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: CacheInterceptor }],
+    }).compile();
+    const app = moduleRef.createNestApplication({ logger: false });
+    await app.init();
+    apps.push(app);
+    const http = request(app.getHttpServer());
+    const first = await http.get('/everywhere/7').timeout(3_000).expect(200);
+    const second = await http.get('/everywhere/7').timeout(3_000).expect(200);
+    expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    expect(calls['everywhere:7']).toBe(1);
   });
 
   it('evicts after a successful @CacheEvict handler', async () => {

@@ -1,43 +1,39 @@
-import { Logger } from '@nestjs/common';
-import { Redis } from 'ioredis';
-import { Counter, Gauge, type Registry } from 'prom-client';
+import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { Counter, Gauge } from 'prom-client';
+import { z } from 'zod';
+import { CacheRuntime } from '../cache.runtime.js';
+import { durationSchema, parseOptions, redisUrlSchema } from '../cache.options.js';
+import type { DurationOption } from '../duration.js';
 import { deserializeValue, serializeValue } from '../entry/serializer.js';
 import { keyPart } from '../keys/key-part.js';
+import { WRITE_BEHIND_OPTIONS } from './write-behind.module-definition.js';
+import { NotQueued, type WriteBehindJob, type WriteBehindProducer, type WriteBehindStatus } from './write-behind.port.js';
 
-/** A write the queue did not take; `version` is set when it was already accepted (and is pending). */
-export class NotQueued extends Error {
-  constructor(
-    readonly version: number | undefined,
-    cause: unknown,
-  ) {
-    super(`write-behind queue unreachable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
-  }
-}
-
-/** The BullMQ queue write-behind jobs go through; the worker app consumes it. */
+/** The default name of the BullMQ queue write-behind jobs go through; the worker app consumes it. */
 export const WRITE_BEHIND_QUEUE = 'write-behind';
 
-/** What a job carries: where the value is pending, and which version it is. Never the value itself. */
-export interface WriteBehindJob {
-  namespace: string;
-  key: string;
-  /** what to persist, for the worker to pick its persister: e.g. `'user-settings'` */
-  entity: string;
-  /** the row id */
-  id: string | number;
-  version: number;
+export interface WriteBehindModuleOptions {
+  /** The queue Redis (give it `noeviction` and AOF: a queue must never lose keys). */
+  redis: { url: string };
+  /** The BullMQ queue name; the worker's `@Processor` must use the same. Default `'write-behind'`. */
+  queueName?: string;
+  /** Attempts per job before it is dead-lettered. Default 12. */
+  attempts?: number | string;
+  /** First retry delay; retries back off exponentially with jitter. Default `'200ms'`. */
+  backoff?: DurationOption;
+  /** Bound on each queue Redis command. Default `'1s'`. */
+  commandTimeout?: DurationOption;
 }
 
-export interface WriteBehindConfig {
-  url: string;
-  /** the cache's key prefix: apps sharing a queue Redis never meet in its keys or job ids */
-  keyPrefix: string;
-  queueName: string;
-  attempts: number;
-  backoffMs: number;
-  commandTimeoutMs: number;
-}
+const optionsSchema = z.strictObject({
+  redis: z.strictObject({ url: redisUrlSchema }),
+  queueName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 of A-Z, a-z, 0-9, _ and -').default(WRITE_BEHIND_QUEUE),
+  attempts: z.union([z.number(), z.string().regex(/^\s*\d+\s*$/).transform(Number)]).pipe(z.number().int().min(1).max(100)).default(12),
+  backoff: durationSchema.default(200),
+  commandTimeout: durationSchema.default(1_000),
+});
 
 // Takes the next version of a key (Redis time in µs, and above the last one even if the clock
 // stepped back) and makes the value the key's pending write. KEYS: version, pending hash.
@@ -64,25 +60,28 @@ return 0`;
  * lose keys): versions, the pending value of each key, and the BullMQ jobs. Also what the worker
  * uses to read and settle pending writes.
  */
-export class WriteBehindQueue {
+@Injectable()
+export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('WriteBehind');
-  readonly redis: Redis;
+  private readonly redis: Redis;
+  private readonly config: z.output<typeof optionsSchema>;
+  private readonly keyPrefix: string;
   private queue?: Queue;
-  readonly jobs: Counter<'status'>;
+  private readonly jobs: Counter<'status'>;
 
-  constructor(
-    readonly config: WriteBehindConfig,
-    registry: Registry,
-  ) {
-    this.redis = new Redis(config.url, {
+  constructor(@Inject(WRITE_BEHIND_OPTIONS) options: WriteBehindModuleOptions, @Inject(CacheRuntime) runtime: CacheRuntime) {
+    this.config = parseOptions(optionsSchema, options, 'WriteBehindModule');
+    this.keyPrefix = runtime.config.keyPrefix;
+    this.redis = new Redis(this.config.redis.url, {
       lazyConnect: true,
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
-      commandTimeout: config.commandTimeoutMs,
+      commandTimeout: this.config.commandTimeout,
       disconnectTimeout: 200,
       retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
     });
     this.redis.on('error', () => undefined);
+    const registry = runtime.metrics.registry;
     this.jobs = new Counter({
       name: 'write_behind_jobs_total',
       help: 'Write-behind writes by status: accepted (queued), fallback (written through), written, superseded (coalesced), retried, failed',
@@ -99,26 +98,44 @@ export class WriteBehindQueue {
         if (depth !== undefined) this.set(depth);
       },
     });
+    runtime.attachWriteBehind(this);
   }
 
-  async start(): Promise<void> {
+  /** The BullMQ queue name (the worker's `@Processor` must use the same). */
+  get name(): string {
+    return this.config.queueName;
+  }
+
+  async onModuleInit(): Promise<void> {
     const { Queue } = await import('bullmq');
     this.queue = new Queue(this.config.queueName, { connection: this.redis });
     this.queue.on('error', () => undefined);
     // The Queue connects the client; wait for it, bounded, so the first writes are not refused.
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer in ${this.config.commandTimeoutMs} ms`)), this.config.commandTimeoutMs);
+      timer = setTimeout(() => reject(new Error(`no answer in ${this.config.commandTimeout} ms`)), this.config.commandTimeout);
     });
     await Promise.race([this.queue.waitUntilReady(), timeout])
       .catch((error: Error) => this.logger.warn(`queue Redis unreachable at start-up (${error.message}); writes fall back to write-through`))
       .finally(() => clearTimeout(timer));
   }
 
-  async stop(): Promise<void> {
+  async onApplicationShutdown(): Promise<void> {
     await this.queue?.close().catch(() => undefined);
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
+  }
+
+  /** Whether the queue Redis answers a PING within the command timeout (for a readiness check). */
+  async ping(): Promise<boolean> {
+    return this.redis.ping().then(
+      (answer) => answer === 'PONG',
+      () => false,
+    );
+  }
+
+  count(status: WriteBehindStatus): void {
+    this.jobs.inc({ status });
   }
 
   /**
@@ -137,9 +154,9 @@ export class WriteBehindQueue {
     }
     const data: WriteBehindJob = { ...job, version };
     await this.queue.add(job.entity, data, {
-      jobId: [this.config.keyPrefix, job.namespace, job.key, version].map((part) => keyPart(String(part))).join('.'),
+      jobId: [this.keyPrefix, job.namespace, job.key, version].map((part) => keyPart(String(part))).join('.'),
       attempts: this.config.attempts,
-      backoff: { type: 'exponential', delay: this.config.backoffMs, jitter: 0.5 },
+      backoff: { type: 'exponential', delay: this.config.backoff, jitter: 0.5 },
       removeOnComplete: true,
       removeOnFail: false, // failed jobs stay: the dead-letter view
     }).catch((error: unknown) => {
@@ -148,7 +165,6 @@ export class WriteBehindQueue {
     return version;
   }
 
-  /** The newest accepted, not yet persisted write of a key, if any. */
   async pending(namespace: string, key: string): Promise<{ version: number; value: unknown } | undefined> {
     const text = await this.redis.hget(this.pendingKey(namespace), key);
     if (text === null) return undefined;
@@ -156,7 +172,6 @@ export class WriteBehindQueue {
     return { version: parsed.v, value: parsed.value };
   }
 
-  /** The write of `version` is done (persisted, or given up): it stops being pending unless a newer one came. */
   async settle(namespace: string, key: string, version: number): Promise<void> {
     await this.redis.eval(SETTLE, 1, this.pendingKey(namespace), key, String(version));
   }
@@ -175,10 +190,10 @@ export class WriteBehindQueue {
   }
 
   private versionKey(namespace: string, key: string): string {
-    return `${this.config.keyPrefix}~wb:version:${namespace}:${key}`;
+    return `${this.keyPrefix}~wb:version:${namespace}:${key}`;
   }
 
   private pendingKey(namespace: string): string {
-    return `${this.config.keyPrefix}~wb:pending:${namespace}`;
+    return `${this.keyPrefix}~wb:pending:${namespace}`;
   }
 }

@@ -1,8 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CacheError } from '../cache.errors.js';
-import { CacheRuntime } from '../cache.runtime.js';
 import { CacheService } from '../cache.service.js';
-import type { WriteBehindJob, WriteBehindQueue } from './write-behind.queue.js';
+import type { WriteBehindJob } from './write-behind.port.js';
+import { WriteBehindQueue } from './write-behind.queue.js';
 
 /** What persisting one version did: written, refused as older than the row's, or no row to write to. */
 export type PersistOutcome = 'written' | 'stale' | 'gone';
@@ -14,8 +13,8 @@ export type PersistOutcome = 'written' | 'stale' | 'gone';
 @Injectable()
 export class WriteBehindRunner {
   constructor(
-    @Inject(CacheRuntime) private readonly runtime: CacheRuntime,
-    private readonly cache: CacheService,
+    @Inject(WriteBehindQueue) private readonly queue: WriteBehindQueue,
+    @Inject(CacheService) private readonly cache: CacheService,
   ) {}
 
   /**
@@ -23,34 +22,27 @@ export class WriteBehindRunner {
    * skipped. `'gone'`: nothing to write to; the caller should fail the job without retries.
    */
   async run(job: WriteBehindJob, persist: (value: unknown, version: number) => Promise<PersistOutcome>): Promise<'written' | 'superseded' | 'gone'> {
-    const queue = this.queue();
-    const pending = await queue.pending(job.namespace, job.key);
+    const pending = await this.queue.pending(job.namespace, job.key);
     if (!pending || pending.version !== job.version) {
-      queue.jobs.inc({ status: 'superseded' });
+      this.queue.count('superseded');
       return 'superseded';
     }
     const outcome = await persist(pending.value, job.version);
     if (outcome === 'gone') return 'gone';
-    await queue.settle(job.namespace, job.key, job.version);
-    queue.jobs.inc({ status: outcome === 'written' ? 'written' : 'superseded' });
-    return outcome === 'written' ? 'written' : 'superseded';
+    await this.queue.settle(job.namespace, job.key, job.version);
+    const status = outcome === 'written' ? 'written' : 'superseded';
+    this.queue.count(status);
+    return status;
   }
 
   /** A job that will not be retried again: readers fall back to the database's truth. */
   async giveUp(job: WriteBehindJob): Promise<void> {
-    const queue = this.queue();
-    queue.jobs.inc({ status: 'failed' });
-    await queue.settle(job.namespace, job.key, job.version);
+    this.queue.count('failed');
+    await this.queue.settle(job.namespace, job.key, job.version);
     await this.cache.namespace(job.namespace).delete(job.key);
   }
 
   retried(): void {
-    this.queue().jobs.inc({ status: 'retried' });
-  }
-
-  private queue(): WriteBehindQueue {
-    const queue = this.runtime.writeBehind;
-    if (!queue) throw new CacheError('CACHE_INVALID_OPTION', 'WriteBehindRunner needs the CacheModule option `writeBehind`');
-    return queue;
+    this.queue.count('retried');
   }
 }

@@ -1,6 +1,6 @@
 import type { Redis } from 'ioredis';
 
-/** The Redis INFO figures users-api publishes (`/metrics`, `/cache/stats`); server-wide, not per key prefix. */
+/** The cache Redis INFO figures on `/metrics` and in `stats()`; server-wide, not per key prefix. */
 export interface RedisInfoFigures {
   keyspace_hits: number;
   keyspace_misses: number;

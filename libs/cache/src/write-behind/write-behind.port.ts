@@ -1,0 +1,38 @@
+/**
+ * What the cache needs of write-behind, without BullMQ: `WriteBehindModule`
+ * (`@cachekit/cache/write-behind`) provides the implementation and attaches it to the cache.
+ */
+
+/** What a job carries: where the value is pending, and which version it is. Never the value itself. */
+export interface WriteBehindJob {
+  namespace: string;
+  key: string;
+  /** what to persist, for the worker to pick its persister: e.g. `'user-settings'` */
+  entity: string;
+  /** the row id */
+  id: string | number;
+  version: number;
+}
+
+/** `write_behind_jobs_total` statuses. */
+export type WriteBehindStatus = 'accepted' | 'fallback' | 'written' | 'superseded' | 'retried' | 'failed';
+
+/** A write the queue did not take; `version` is set when it was already accepted (and is pending). */
+export class NotQueued extends Error {
+  constructor(
+    readonly version: number | undefined,
+    cause: unknown,
+  ) {
+    super(`write-behind queue unreachable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+  }
+}
+
+export interface WriteBehindProducer {
+  /** Takes the next version of the key, makes `value` its pending write and queues its job; throws `NotQueued`. */
+  enqueue(job: Omit<WriteBehindJob, 'version'>, value: unknown): Promise<number>;
+  /** The newest accepted, not yet persisted write of a key, if any. */
+  pending(namespace: string, key: string): Promise<{ version: number; value: unknown } | undefined>;
+  /** The write of `version` is done (persisted, or given up): it stops being pending unless a newer one came. */
+  settle(namespace: string, key: string, version: number): Promise<void>;
+  count(status: WriteBehindStatus): void;
+}

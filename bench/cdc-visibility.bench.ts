@@ -9,6 +9,7 @@
  * `node --import ./bench/register.mjs bench/cdc-visibility.bench.ts`; Redis at REDIS_URL and
  * PostgreSQL at DATABASE_URL (the defaults of test/support/services.ts).
  */
+import { stripVTControlCharacters } from 'node:util';
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
@@ -66,7 +67,6 @@ interface Failure {
   userId: number;
   detail: string;
 }
-
 
 function request(instance: Instance, method: string, path: string, body?: unknown): Promise<Reply> {
   const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -234,7 +234,10 @@ async function main(): Promise<void> {
       const { reply } = await getUser(instance, user.id);
       if (reply.cache === 'HIT') hitTimes.push(performance.now() - sent);
     }
-    const hitP50 = percentile([...hitTimes].sort((x, y) => x - y), 50);
+    const hitP50 = percentile(
+      [...hitTimes].sort((x, y) => x - y),
+      50,
+    );
 
     // 1. Direct SQL: only the CDC listeners of A and B learn about it.
     const sqlA: number[] = [];
@@ -266,7 +269,12 @@ async function main(): Promise<void> {
         sqlByOutcome.set(outcome, [...(sqlByOutcome.get(outcome) ?? []), Math.max(seenA.ms, seenB.ms)]);
       } else {
         const missing = [!seenA && 'A', !seenB && 'B'].filter(Boolean).join(' and ');
-        failures.push({ measure: 'direct SQL', round, userId: user.id, detail: `${missing} still served the old name after ${ROUND_TIMEOUT_MS} ms` });
+        failures.push({
+          measure: 'direct SQL',
+          round,
+          userId: user.id,
+          detail: `${missing} still served the old name after ${ROUND_TIMEOUT_MS} ms`,
+        });
       }
     }
 
@@ -294,7 +302,12 @@ async function main(): Promise<void> {
         putPolls.push(seen.polls);
         putCache.push(seen.cache);
       } else {
-        failures.push({ measure: 'PUT on A', round, userId: user.id, detail: `B still served the old name ${ROUND_TIMEOUT_MS} ms after the PUT answered` });
+        failures.push({
+          measure: 'PUT on A',
+          round,
+          userId: user.id,
+          detail: `B still served the old name ${ROUND_TIMEOUT_MS} ms after the PUT answered`,
+        });
       }
     }
 
@@ -349,7 +362,7 @@ async function main(): Promise<void> {
         .join('')
         .split('\n')
         .filter((line) => /\b(WARN|ERROR)\b/.test(line))
-        .map((line) => `${instance.name}: ${line.replace(/\x1b\[[0-9;]*m/g, '').trim()}`),
+        .map((line) => `${instance.name}: ${stripVTControlCharacters(line).trim()}`),
     );
     if (logged.length) console.log(`\nwarnings and errors the instances logged:\n${logged.slice(0, 20).join('\n')}`);
   } finally {

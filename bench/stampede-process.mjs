@@ -8,10 +8,9 @@ import { CacheModule, CacheService } from '@cachekit/cache';
 import pg from 'pg';
 
 const { REDIS_URL = 'redis://127.0.0.1:6379', CACHE_KEY_PREFIX, DATABASE_URL, POOL_SIZE = '10' } = process.env;
-const app = await NestFactory.createApplicationContext(
-  CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: CACHE_KEY_PREFIX }),
-  { logger: ['error', 'warn'] },
-);
+const app = await NestFactory.createApplicationContext(CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: CACHE_KEY_PREFIX }), {
+  logger: ['error', 'warn'],
+});
 await app.init();
 const cache = app.get(CacheService);
 const pool = new pg.Pool({ connectionString: DATABASE_URL, max: Number(POOL_SIZE) });

@@ -163,7 +163,10 @@ function row(scenario: Scenario, tally: Tally, baselinePerExpiry: number | undef
   const bursts = tally.loaderStarts.flatMap((starts) => clusters(starts, CLUSTER_GAP_MS));
   const waited = tally.latencies.filter((l) => l >= WAITED_MS).length;
   const count = (s: number) => tally.statuses.filter((x) => x === s).length;
-  const ratio = baselinePerExpiry === undefined ? 'baseline' : `${(perExpiry / baselinePerExpiry).toFixed(3)}× (1/${Math.round(baselinePerExpiry / perExpiry)})`;
+  const ratio =
+    baselinePerExpiry === undefined
+      ? 'baseline'
+      : `${(perExpiry / baselinePerExpiry).toFixed(3)}× (1/${Math.round(baselinePerExpiry / perExpiry)})`;
   const cells = [
     scenario.name,
     tally.latencies.length.toLocaleString('en-US'),
@@ -196,9 +199,17 @@ async function main(): Promise<void> {
     for (let i = 0; i < PROCESSES; i++) {
       processes.push(await IpcProcess.start(SCRIPT, { REDIS_URL, CACHE_KEY_PREFIX: prefix, DATABASE_URL, POOL_SIZE: String(POOL_SIZE) }));
     }
-    const tallies = scenarios.map(
-      (): Tally => ({ latencies: [], statuses: [], notFresh: [], loaderStarts: [], loaderMs: [], errors: [], maxInFlight: 0, maxTimerLagMs: 0, windowMs: 0 }),
-    );
+    const tallies = scenarios.map((): Tally => ({
+      latencies: [],
+      statuses: [],
+      notFresh: [],
+      loaderStarts: [],
+      loaderMs: [],
+      errors: [],
+      maxInFlight: 0,
+      maxTimerLagMs: 0,
+      windowMs: 0,
+    }));
     for (let round = 0; round < ROUNDS; round++) {
       const order = scenarios.map((_, i) => i);
       if (round % 2 === 1) order.reverse();
@@ -251,7 +262,9 @@ async function main(): Promise<void> {
         .map((s, i) => `${s.name.slice(0, 3)} ${histogram(tallies[i].loaderStarts.flatMap((starts) => clusters(starts, CLUSTER_GAP_MS)))}`)
         .join('; ')}`,
     );
-    console.log(`most loader calls in flight in one process: ${scenarios.map((s, i) => `${s.name.slice(0, 3)} ${tallies[i].maxInFlight}`).join('; ')}`);
+    console.log(
+      `most loader calls in flight in one process: ${scenarios.map((s, i) => `${s.name.slice(0, 3)} ${tallies[i].maxInFlight}`).join('; ')}`,
+    );
     console.log(`latest timer (scheduled → sent) in any process: ${ms(Math.max(...tallies.map((t) => t.maxTimerLagMs)))} ms`);
     for (const [i, tally] of tallies.entries()) {
       if (tally.errors.length) console.log(`errors in ${scenarios[i].name}: ${[...new Set(tally.errors)].slice(0, 3).join(' | ')}`);

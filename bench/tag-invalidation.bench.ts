@@ -40,12 +40,26 @@ interface Row {
   baseline?: Row;
 }
 
-
 async function startRedis(port: number): Promise<ChildProcess> {
   const child = spawn(
     'redis-server',
     // No persistence; DEBUG allowed from loopback only, for DEBUG POPULATE.
-    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--daemonize', 'no', '--dir', os.tmpdir(), '--enable-debug-command', 'local'],
+    [
+      '--port',
+      String(port),
+      '--bind',
+      '127.0.0.1',
+      '--save',
+      '',
+      '--appendonly',
+      'no',
+      '--daemonize',
+      'no',
+      '--dir',
+      os.tmpdir(),
+      '--enable-debug-command',
+      'local',
+    ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   let output = '';
@@ -251,7 +265,9 @@ async function main(): Promise<void> {
     const info = await redis.info('server');
     const redisVersion = /redis_version:(\S+)/.exec(info)?.[1] ?? 'unknown';
     const cpu = os.cpus()[0]?.model ?? 'unknown CPU';
-    console.log(`\nnode ${process.version}, ${os.availableParallelism()} cores (${cpu}), Redis ${redisVersion} (own instance on port ${port})`);
+    console.log(
+      `\nnode ${process.version}, ${os.availableParallelism()} cores (${cpu}), Redis ${redisVersion} (own instance on port ${port})`,
+    );
     console.log(
       `${ENTRIES.toLocaleString('en-US')} entries in namespace '${NAMESPACE}' (re-created before each run, through CacheService.set, L1 on); ` +
         `${UNRELATED.toLocaleString('en-US')} unrelated keys added with ${fillMethod} in ${Math.round(fillMs)} ms; ` +

@@ -15,6 +15,7 @@ import { existsSync } from 'node:fs';
 import os from 'node:os';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { stripVTControlCharacters } from 'node:util';
 import { NestFactory } from '@nestjs/core';
 import { type DynamicModule, type INestApplicationContext, Module } from '@nestjs/common';
 import { Queue } from 'bullmq';
@@ -149,7 +150,8 @@ async function drained(queue: Queue, redis: Redis, from: number): Promise<Drain>
   const deadline = performance.now() + DRAIN_TIMEOUT_MS;
   // The hashes of pending writes (one per namespace); found by name, as their prefix is the library's business.
   const pendingKeys: string[] = [];
-  for await (const keys of redis.scanStream({ match: `*wb:pending:${NAMESPACE}`, count: 1000 }) as AsyncIterable<string[]>) pendingKeys.push(...keys);
+  for await (const keys of redis.scanStream({ match: `*wb:pending:${NAMESPACE}`, count: 1000 }) as AsyncIterable<string[]>)
+    pendingKeys.push(...keys);
   process.stderr.write(`waiting for the queue to drain; pending-write hashes: ${pendingKeys.join(', ') || 'none left'}\n`);
   for (;;) {
     const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'failed');
@@ -158,13 +160,18 @@ async function drained(queue: Queue, redis: Redis, from: number): Promise<Drain>
     if (counts.waiting + counts.active + counts.delayed + counts.prioritized === 0 && pending === 0) {
       return { ms: performance.now() - from, failed: counts.failed };
     }
-    if (performance.now() > deadline) throw new Error(`bench: queue not drained in ${DRAIN_TIMEOUT_MS} ms: ${JSON.stringify({ ...counts, pending })}`);
+    if (performance.now() > deadline)
+      throw new Error(`bench: queue not drained in ${DRAIN_TIMEOUT_MS} ms: ${JSON.stringify({ ...counts, pending })}`);
     await sleep(DRAIN_POLL_MS);
   }
 }
 
 /** Database writes the users in `ids` received (each UPDATE bumps `version`, which starts at 1), and rows not at their last write. */
-async function databaseWrites(dataSource: DataSource, ids: readonly number[], last: WriteRun['last']): Promise<{ writes: number; wrong: number }> {
+async function databaseWrites(
+  dataSource: DataSource,
+  ids: readonly number[],
+  last: WriteRun['last'],
+): Promise<{ writes: number; wrong: number }> {
   const rows: Array<{ id: number; version: number; sv: string; settings: Record<string, unknown> }> = await dataSource.query(
     'SELECT id, version, settings_version::text AS sv, settings FROM users WHERE id = ANY($1)',
     [ids],
@@ -219,10 +226,7 @@ async function main(): Promise<void> {
     const ids = created.map((row) => row.id).sort((a, b) => a - b);
     const [direct32Ids, direct10Ids, afterIds, duringIds, pacedIds] = [0, 1, 2, 3, 4].map((g) => ids.slice(g * USERS, (g + 1) * USERS));
 
-    context = await NestFactory.createApplicationContext(
-      BenchModule.register(redisUrl),
-      { logger: ['error', 'warn'] },
-    );
+    context = await NestFactory.createApplicationContext(BenchModule.register(redisUrl), { logger: ['error', 'warn'] });
     await context.init();
     const users = context.get(CacheService).namespace(NAMESPACE);
     const writeBehindIn = (namespace: typeof users) => (id: number, settings: Record<string, unknown>) =>
@@ -235,10 +239,12 @@ async function main(): Promise<void> {
       });
 
     const writeBehind = writeBehindIn(users);
-    const directWith = (source: DataSource): Write => async (id, settings, i) => {
-      const outcome = await persistUserSettings(source, id, settings, i + 1);
-      return { version: i + 1, mode: outcome };
-    };
+    const directWith =
+      (source: DataSource): Write =>
+      async (id, settings, i) => {
+        const outcome = await persistUserSettings(source, id, settings, i + 1);
+        return { version: i + 1, mode: outcome };
+      };
 
     // Warm-up of both paths (JIT, pool connections, Lua scripts), then undone: the direct writes
     // are reset on their rows, the queued ones (in a namespace of their own) removed from the queue.
@@ -297,7 +303,8 @@ async function main(): Promise<void> {
 
     const redisVersion = /redis_version:(\S+)/.exec(await redis.info('server'))?.[1] ?? 'unknown';
     const pgVersion = ((await dataSource.query('SHOW server_version')) as Array<{ server_version: string }>)[0]?.server_version;
-    const syncCommit = ((await dataSource.query('SHOW synchronous_commit')) as Array<{ synchronous_commit: string }>)[0]?.synchronous_commit;
+    const syncCommit = ((await dataSource.query('SHOW synchronous_commit')) as Array<{ synchronous_commit: string }>)[0]
+      ?.synchronous_commit;
     console.log(
       `\nnode ${process.version}, ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'}), Redis ${redisVersion} ` +
         `(cache and queue on db ${REDIS_DB}), PostgreSQL ${pgVersion} (synchronous_commit ${syncCommit})`,
@@ -323,22 +330,34 @@ async function main(): Promise<void> {
     };
     line(direct32, db.direct32, 'n/a');
     line(direct10, db.direct10, 'n/a');
-    line(after, db.after, `${(afterDrain.ms / 1000).toFixed(2)} s after the worker was spawned (start-up ${(startupMs / 1000).toFixed(2)} s)`);
+    line(
+      after,
+      db.after,
+      `${(afterDrain.ms / 1000).toFixed(2)} s after the worker was spawned (start-up ${(startupMs / 1000).toFixed(2)} s)`,
+    );
     line(during, db.during, `${(duringDrain.ms / 1000).toFixed(2)} s after the last write was accepted`);
     line(paced, db.paced, `${(pacedDrain.ms / 1000).toFixed(2)} s after the last write was accepted`);
 
-    const modes = (run: WriteRun) => Object.entries(run.modes).map(([k, v]) => `${k} ${v}`).join(', ');
+    const modes = (run: WriteRun) =>
+      Object.entries(run.modes)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
     console.log(
       `\nwrite outcomes: direct ${modes(direct32)} / ${modes(direct10)}; writeBehind (no worker) ${modes(after)}; writeBehind (worker running) ${modes(during)}; paced ${modes(paced)}`,
     );
     console.log(`jobs queued when the worker started: ${queuedAfterAccept.waiting + queuedAfterAccept.delayed}`);
-    const show = (jobs: Record<string, number>) => Object.entries(jobs).map(([k, v]) => `${k} ${v}`).join(', ');
-    console.log(`worker jobs (its /metrics): worker started after: ${show(afterJobs)}; worker running: ${show(duringJobs)}; paced: ${show(pacedJobs)}`);
+    const show = (jobs: Record<string, number>) =>
+      Object.entries(jobs)
+        .map(([k, v]) => `${k} ${v}`)
+        .join(', ');
+    console.log(
+      `worker jobs (its /metrics): worker started after: ${show(afterJobs)}; worker running: ${show(duringJobs)}; paced: ${show(pacedJobs)}`,
+    );
     console.log(`failed jobs (cumulative): ${afterDrain.failed} / ${duringDrain.failed} / ${pacedDrain.failed}`);
     const logged = worker.output
       .split('\n')
       .filter((l) => /\b(WARN|ERROR)\b/.test(l))
-      .map((l) => l.replace(/\x1b\[[0-9;]*m/g, '').trim());
+      .map((l) => stripVTControlCharacters(l).trim());
     if (logged.length) console.log(`\nthe worker logged:\n${logged.slice(0, 10).join('\n')}`);
   } finally {
     for (const worker of workers) await worker.kill('SIGTERM');

@@ -47,7 +47,8 @@ function fail(message) {
 
 function intOption(name, min, max) {
   const value = Number(args[name]);
-  if (!Number.isInteger(value) || value < min || value > max) fail(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(args[name])}`);
+  if (!Number.isInteger(value) || value < min || value > max)
+    fail(`--${name} must be an integer from ${min} to ${max}, got ${JSON.stringify(args[name])}`);
   return value;
 }
 
@@ -202,13 +203,50 @@ const OPERATIONS = [
       return request('PUT', `/users/${user.id}`, { email: user.email, name: `Traffic ${user.n} v${++putCount}` }, [200]);
     },
   ],
-  [6, 1, () => request('PATCH', `/users/${anyUser().id}/settings`, { theme: pick(['light', 'dark']), pageSize: pick([10, 20, 50]), by: 'demo-traffic' }, [200, 202])],
+  [
+    6,
+    1,
+    () =>
+      request(
+        'PATCH',
+        `/users/${anyUser().id}/settings`,
+        { theme: pick(['light', 'dark']), pageSize: pick([10, 20, 50]), by: 'demo-traffic' },
+        [200, 202],
+      ),
+  ],
   [4, 1, () => request('GET', `/users/${anyUser().id}/settings`, undefined, [200])],
-  [12, 1, () => request('POST', '/leaderboards/demo/scores', { member: `player-${Math.floor(Math.random() * 500)}`, score: Math.round(Math.random() * 10_000) }, [200, 201])],
+  [
+    12,
+    1,
+    () =>
+      request(
+        'POST',
+        '/leaderboards/demo/scores',
+        { member: `player-${Math.floor(Math.random() * 500)}`, score: Math.round(Math.random() * 10_000) },
+        [200, 201],
+      ),
+  ],
   [3, 1, () => request('GET', '/leaderboards/demo/top?limit=10', undefined, [200])],
-  [10, 1, () => request('POST', `/pages/${pick(['home', 'pricing', 'docs'])}/visits`, { visitorId: `visitor-${Math.floor(Math.random() * 2_000)}` }, [204])],
+  [
+    10,
+    1,
+    () =>
+      request(
+        'POST',
+        `/pages/${pick(['home', 'pricing', 'docs'])}/visits`,
+        { visitorId: `visitor-${Math.floor(Math.random() * 2_000)}` },
+        [204],
+      ),
+  ],
   [2, 1, () => request('GET', `/pages/${pick(['home', 'pricing', 'docs'])}/visitors`, undefined, [200])],
-  [3, 1, () => (fieldsRoute ? request('GET', `/users/${hotUser().id}/fields/${pick(['name', 'email', 'version'])}`, undefined, [200]) : request('GET', `/users/${hotUser().id}`, undefined, [200]))],
+  [
+    3,
+    1,
+    () =>
+      fieldsRoute
+        ? request('GET', `/users/${hotUser().id}/fields/${pick(['name', 'email', 'version'])}`, undefined, [200])
+        : request('GET', `/users/${hotUser().id}`, undefined, [200]),
+  ],
 ];
 const TOTAL_WEIGHT = OPERATIONS.reduce((sum, [weight]) => sum + weight, 0);
 
@@ -331,7 +369,12 @@ async function setup() {
   if (!users.length) fail(`could not create users: ${stats.lastError}`);
   hotCount = Math.max(5, Math.ceil(users.length / 5));
   hotCount = Math.min(hotCount, users.length);
-  coldPool.push(...users.slice(hotCount).map((user) => user.id).reverse());
+  coldPool.push(
+    ...users
+      .slice(hotCount)
+      .map((user) => user.id)
+      .reverse(),
+  );
   const probe = await fetch(`${BASE}/users/${users[0].id}/fields/name`).catch(() => undefined);
   fieldsRoute = probe?.status === 200;
   await probe?.text();

@@ -103,7 +103,17 @@ async function startRedis(name, args) {
   const dir = mkdtempSync(join(tmpdir(), `dashboard-${name}-`));
   cleanups.push(async () => rmSync(dir, { recursive: true, force: true }));
   const password = `${name}-render`;
-  const handle = startProcess(name, 'redis-server', [...args, '--requirepass', password, '--port', String(port), '--bind', '127.0.0.1', '--dir', dir]);
+  const handle = startProcess(name, 'redis-server', [
+    ...args,
+    '--requirepass',
+    password,
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+  ]);
   for (let i = 0; i < 100 && !(await redisAnswers(port)); i++) await sleep(50);
   return { url: `redis://:${password}@127.0.0.1:${port}`, handle };
 }
@@ -143,7 +153,9 @@ function parseMetrics(text) {
   for (const line of text.split('\n')) {
     const match = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
     if (!match) continue;
-    const labels = Object.fromEntries([...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]));
+    const labels = Object.fromEntries(
+      [...(match[2] ?? '').matchAll(/([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"/g)].map((m) => [m[1], m[2]]),
+    );
     series.push({ name: match[1], labels, value: Number(match[3]) });
   }
   return series;
@@ -193,7 +205,11 @@ function evaluatePanels(samples) {
     const byName = new Map();
     samples.forEach((sample, i) => {
       for (const [name, value] of entries(i)) {
-        if (!byName.has(name)) byName.set(name, samples.map((s) => [s.t, null]));
+        if (!byName.has(name))
+          byName.set(
+            name,
+            samples.map((s) => [s.t, null]),
+          );
         byName.get(name)[i][1] = value;
       }
     });
@@ -224,7 +240,12 @@ function evaluatePanels(samples) {
       const depths = samples[i].series.filter((s) => s.name === 'write_behind_queue_depth').map((s) => s.value);
       return depths.length ? [['jobs not yet done', Math.max(...depths)]] : [];
     }),
-    series((i) => map(sumBy({ series: samples[i].series.filter((s) => s.name === 'cdc_lag_seconds') }, 'cdc_lag_seconds', ['instance']), (instance) => instance)),
+    series((i) =>
+      map(
+        sumBy({ series: samples[i].series.filter((s) => s.name === 'cdc_lag_seconds') }, 'cdc_lag_seconds', ['instance']),
+        (instance) => instance,
+      ),
+    ),
   ];
 }
 
@@ -302,7 +323,8 @@ function chartSvg(panel, lines, tMax) {
       svg += `<path d="${path}" fill="none" stroke="${color}" stroke-width="2" stroke-linejoin="round"/>`;
     }
   });
-  if (!lines.length) svg += `<text x="${left + plotW / 2}" y="${top + plotH / 2}" fill="#9fa7b3" font-size="13" text-anchor="middle">No data</text>`;
+  if (!lines.length)
+    svg += `<text x="${left + plotW / 2}" y="${top + plotH / 2}" fill="#9fa7b3" font-size="13" text-anchor="middle">No data</text>`;
   return `${svg}</svg>`;
 }
 
@@ -321,7 +343,9 @@ function legendHtml(panel, lines) {
 function pageHtml(panels, tMax, traffic) {
   const cards = DASHBOARD.panels
     .map((panel, n) => {
-      const queries = panel.targets.map((target) => `<code>${escapeXml(target.expr.replaceAll('$__rate_interval', `${WINDOW_S}s`))}</code>`).join('');
+      const queries = panel.targets
+        .map((target) => `<code>${escapeXml(target.expr.replaceAll('$__rate_interval', `${WINDOW_S}s`))}</code>`)
+        .join('');
       return `<section class="panel"><h2>${escapeXml(panel.title)}</h2>${chartSvg(panel, panels[n], tMax)}<div class="legend">${legendHtml(panel, panels[n])}</div><div class="queries">${queries}</div></section>`;
     })
     .join('');
@@ -357,7 +381,12 @@ function findChromium() {
 
 // --- run ---------------------------------------------------------------------------------------
 async function main() {
-  for (const file of ['dist/apps/users-api/main.js', 'dist/apps/worker/main.js', 'libs/cache/dist/index.js', 'libs/users-domain/dist/index.js']) {
+  for (const file of [
+    'dist/apps/users-api/main.js',
+    'dist/apps/worker/main.js',
+    'libs/cache/dist/index.js',
+    'libs/users-domain/dist/index.js',
+  ]) {
     if (!existsSync(join(root, file))) {
       log('building (dist/ is missing)');
       if (spawnSync('npm', ['run', 'build'], { cwd: root, stdio: 'inherit' }).status !== 0) throw new Error('build failed');
@@ -365,10 +394,20 @@ async function main() {
     }
   }
   const chromium = findChromium();
-  if (!chromium && !options.html) throw new Error('no chromium found (apt-get install chromium, or --chromium PATH; --html FILE writes the page only)');
+  if (!chromium && !options.html)
+    throw new Error('no chromium found (apt-get install chromium, or --chromium PATH; --html FILE writes the page only)');
 
   const databaseUrl = await freshDatabase();
-  const cacheRedis = await startRedis('cache-redis', ['--maxmemory', '256mb', '--maxmemory-policy', 'allkeys-lfu', '--save', '', '--appendonly', 'no']);
+  const cacheRedis = await startRedis('cache-redis', [
+    '--maxmemory',
+    '256mb',
+    '--maxmemory-policy',
+    'allkeys-lfu',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+  ]);
   const queueRedis = await startRedis('queue-redis', ['--appendonly', 'yes', '--maxmemory-policy', 'noeviction']);
   const [apiPort, workerPort] = [await freePort(), await freePort()];
   const env = {
@@ -397,7 +436,14 @@ async function main() {
     if (Date.now() < due) await sleep(due - Date.now());
     if (second === LEAD_S) {
       traffic = startProcess('demo-traffic', process.execPath, [
-        'scripts/demo-traffic.mjs', '--url', `http://127.0.0.1:${apiPort}`, '--duration', `${TRAFFIC_S}s`, '--rate', String(RATE), '--json',
+        'scripts/demo-traffic.mjs',
+        '--url',
+        `http://127.0.0.1:${apiPort}`,
+        '--duration',
+        `${TRAFFIC_S}s`,
+        '--rate',
+        String(RATE),
+        '--json',
       ]);
       traffic.child.stdout.on('data', (chunk) => (trafficOutput += chunk));
     }
@@ -410,7 +456,11 @@ async function main() {
     samples.push({ t: second, series: [...apiSeries, ...workerSeries] });
   }
   if (traffic && traffic.child.exitCode === null) await new Promise((done) => traffic.child.once('exit', done));
-  const summaryLine = trafficOutput.trim().split('\n').filter((line) => line.startsWith('{')).at(-1);
+  const summaryLine = trafficOutput
+    .trim()
+    .split('\n')
+    .filter((line) => line.startsWith('{'))
+    .at(-1);
   const trafficSummary = summaryLine ? JSON.parse(summaryLine) : undefined;
   if (trafficSummary) log(`traffic: ${trafficSummary.requests} requests, ${trafficSummary.errors} errors`);
 
@@ -425,9 +475,18 @@ async function main() {
     const shot = spawnSync(
       chromium,
       [
-        '--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update',
-        '--disable-sync', '--no-first-run', '--hide-scrollbars', `--user-data-dir=${profile}`,
-        `--screenshot=${OUT}`, '--window-size=1400,900', pathToFileURL(htmlFile).href,
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+        '--disable-sync',
+        '--no-first-run',
+        '--hide-scrollbars',
+        `--user-data-dir=${profile}`,
+        `--screenshot=${OUT}`,
+        '--window-size=1400,900',
+        pathToFileURL(htmlFile).href,
       ],
       { encoding: 'utf8', timeout: 60_000 },
     );

@@ -6,7 +6,6 @@ import { createTestDatabase, dropPrefix, freePort, REDIS_URL, uniquePrefix } fro
 
 const MAIN = resolve('dist/apps/users-api/main.js');
 
-
 async function waitForHttp(url: string, child: ChildProcess, output: () => string): Promise<void> {
   const deadline = Date.now() + 20_000;
   while (Date.now() < deadline) {

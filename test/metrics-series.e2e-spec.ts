@@ -37,7 +37,8 @@ describe('GET /metrics: each series moves for its action', () => {
     await queueRedis?.quit();
   });
 
-  const scrape = async (instance: 0 | 1) => parsePrometheusText((await cluster.instances[instance].http().get('/metrics').expect(200)).text);
+  const scrape = async (instance: 0 | 1) =>
+    parsePrometheusText((await cluster.instances[instance].http().get('/metrics').expect(200)).text);
   const value = async (instance: 0 | 1, name: string, labels: Record<string, string> = {}) =>
     sampleValue(await scrape(instance), name, labels) ?? 0;
   const users = { namespace: 'users' };
@@ -45,8 +46,17 @@ describe('GET /metrics: each series moves for its action', () => {
   /** Creates a user and waits until both instances have seen its INSERT, so that no late CDC eviction blurs a count. */
   const createUser = async (name: string) => {
     const before = [await value(0, 'cdc_notifications_total'), await value(1, 'cdc_notifications_total')];
-    const user = (await cluster.instances[0].http().post('/users').send({ email: `${name}@example.com`, name }).expect(201)).body as { id: number };
-    await within(2000, async () => (await value(0, 'cdc_notifications_total')) > before[0] && (await value(1, 'cdc_notifications_total')) > before[1]);
+    const user = (
+      await cluster.instances[0]
+        .http()
+        .post('/users')
+        .send({ email: `${name}@example.com`, name })
+        .expect(201)
+    ).body as { id: number };
+    await within(
+      2000,
+      async () => (await value(0, 'cdc_notifications_total')) > before[0] && (await value(1, 'cdc_notifications_total')) > before[1],
+    );
     return user;
   };
 
@@ -127,7 +137,9 @@ describe('GET /metrics: each series moves for its action', () => {
 
   it('CDC resyncs after its LISTEN connection is killed', async () => {
     const before = await value(0, 'cdc_resyncs_total');
-    await sql.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cachekit-cdc' AND datname = current_database()`);
+    await sql.query(
+      `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'cachekit-cdc' AND datname = current_database()`,
+    );
     await within(5000, async () => (await value(0, 'cdc_resyncs_total')) > before);
     expect(await value(0, 'cdc_listener_up')).toBe(1);
   });

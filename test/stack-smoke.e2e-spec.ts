@@ -59,6 +59,7 @@ function loadYaml(file: string): unknown {
     throw new Error(
       `stack smoke test: parsing ${file} needs python3 with PyYAML (Debian: apt-get install python3-yaml; ` +
         `docker-compose depends on it). It failed: ${String(detail).trim().split('\n').pop()}`,
+      { cause: error },
     );
   }
   return JSON.parse(out);
@@ -142,7 +143,8 @@ class ManagedProcess {
 async function waitFor(what: string, target: ManagedProcess, probe: () => Promise<boolean>, limitMs = 20_000): Promise<void> {
   const deadline = Date.now() + limitMs;
   while (Date.now() < deadline) {
-    if (!target.running) throw new Error(`${target.name} exited (${target.child.exitCode ?? target.child.signalCode}) before ${what}:\n${target.output}`);
+    if (!target.running)
+      throw new Error(`${target.name} exited (${target.child.exitCode ?? target.child.signalCode}) before ${what}:\n${target.output}`);
     if (await probe().catch(() => false)) return;
     await sleep(100);
   }
@@ -187,16 +189,28 @@ describe('the docker-compose stack, run without Docker', () => {
     processes.push(server);
     server.child.on('error', (error) => (server.output += `\nspawn failed: ${error.message} (is redis-server installed?)`));
     const password = flag(command, '--requirepass');
-    await waitFor('PONG', server, async () => {
-      const client = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        return (await client.ping()) === 'PONG';
-      } finally {
-        client.disconnect();
-      }
-    }, 5_000);
+    await waitFor(
+      'PONG',
+      server,
+      async () => {
+        const client = new Redis({
+          host: '127.0.0.1',
+          port,
+          password,
+          lazyConnect: true,
+          maxRetriesPerRequest: 0,
+          retryStrategy: () => null,
+        });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          return (await client.ping()) === 'PONG';
+        } finally {
+          client.disconnect();
+        }
+      },
+      5_000,
+    );
     redisArgs[role] = command;
     redisPorts[role] = port;
   }
@@ -245,7 +259,17 @@ describe('the docker-compose stack, run without Docker', () => {
     const model = interpolate(loadYaml(COMPOSE_FILE)) as { services?: Record<string, ComposeService> };
     services = model.services ?? {};
     expect(Object.keys(services)).toEqual(
-      expect.arrayContaining(['postgres', 'cache-redis', 'queue-redis', 'users-api-1', 'users-api-2', 'worker', 'prometheus', 'grafana', 'test']),
+      expect.arrayContaining([
+        'postgres',
+        'cache-redis',
+        'queue-redis',
+        'users-api-1',
+        'users-api-2',
+        'worker',
+        'prometheus',
+        'grafana',
+        'test',
+      ]),
     );
     ports.api1 = await freePort();
     ports.api2 = await freePort();
@@ -276,7 +300,10 @@ describe('the docker-compose stack, run without Docker', () => {
   it('compose file: health checks, Redis roles and passwords, start order, contract variables, Prometheus targets', async () => {
     for (const [name, service] of Object.entries(services)) {
       if (name === 'test') continue;
-      expect({ name, healthcheck: Boolean(service.healthcheck?.test) && !service.healthcheck?.disable }).toEqual({ name, healthcheck: true });
+      expect({ name, healthcheck: Boolean(service.healthcheck?.test) && !service.healthcheck?.disable }).toEqual({
+        name,
+        healthcheck: true,
+      });
     }
 
     const cache = redisArgs.cache;
@@ -285,7 +312,9 @@ describe('the docker-compose stack, run without Docker', () => {
     const queue = redisArgs.queue;
     expect(flag(queue, '--appendonly')).toBe('yes');
     expect(flag(queue, '--maxmemory-policy')).toBe('noeviction');
-    expect((services['queue-redis'].volumes ?? []).some((v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === '/data')).toBe(true);
+    expect((services['queue-redis'].volumes ?? []).some((v) => (typeof v === 'string' ? v.split(':')[1] : v.target) === '/data')).toBe(
+      true,
+    );
 
     // Both servers refuse clients without the password, and run with the compose settings.
     for (const role of ['cache', 'queue'] as const) {
@@ -311,7 +340,8 @@ describe('the docker-compose stack, run without Docker', () => {
       expect([queueUrl.hostname, decodeURIComponent(queueUrl.password)]).toEqual(['queue-redis', flag(queue, '--requirepass')]);
       expect(new URL(env.DATABASE_URL).hostname).toBe('postgres');
     }
-    const healthyDependency = (name: string, on: string) => (services[name].depends_on as Record<string, { condition?: string }>)?.[on]?.condition;
+    const healthyDependency = (name: string, on: string) =>
+      (services[name].depends_on as Record<string, { condition?: string }>)?.[on]?.condition;
     expect(healthyDependency('worker', 'users-api-1')).toBe('service_healthy');
     expect(healthyDependency('users-api-2', 'users-api-1')).toBe('service_healthy');
     expect(commandOf(services.worker, 'worker')).toEqual(['node', 'dist/apps/worker/main.js']);
@@ -358,7 +388,9 @@ describe('the docker-compose stack, run without Docker', () => {
     expect(created.status).toBe(201);
     const user = (await created.json()) as { id: number };
     expect(Object.keys(user).sort()).toEqual(['createdAt', 'email', 'id', 'name', 'settings', 'updatedAt', 'version']);
-    expect((await fetch(url('api1', '/users'), { method: 'POST', ...json({ email: 'SMOKE@example.com', name: 'Again' }) })).status).toBe(409);
+    expect((await fetch(url('api1', '/users'), { method: 'POST', ...json({ email: 'SMOKE@example.com', name: 'Again' }) })).status).toBe(
+      409,
+    );
 
     const first = await fetch(url('api1', `/users/${user.id}`));
     expect([first.status, first.headers.get('x-cache')]).toEqual([200, 'MISS']);
@@ -368,7 +400,10 @@ describe('the docker-compose stack, run without Docker', () => {
     expect(page.status).toBe(200);
     expect(((await page.json()) as Array<{ id: number }>).map((u) => u.id)).toContain(user.id);
 
-    const replaced = await fetch(url('api1', `/users/${user.id}`), { method: 'PUT', ...json({ email: 'smoke@example.com', name: 'Smoke 2' }) });
+    const replaced = await fetch(url('api1', `/users/${user.id}`), {
+      method: 'PUT',
+      ...json({ email: 'smoke@example.com', name: 'Smoke 2' }),
+    });
     expect(replaced.status).toBe(200);
     expect(await replaced.json()).toMatchObject({ id: user.id, name: 'Smoke 2', version: 2 });
     // The other instance shares the cache Redis: it sees the new version.
@@ -386,7 +421,9 @@ describe('the docker-compose stack, run without Docker', () => {
     }
 
     const board = '/leaderboards/smoke';
-    expect((await fetch(url('api1', `${board}/scores`), { method: 'POST', ...json({ member: 'ann', score: 10 }) })).status).toBeLessThan(300);
+    expect((await fetch(url('api1', `${board}/scores`), { method: 'POST', ...json({ member: 'ann', score: 10 }) })).status).toBeLessThan(
+      300,
+    );
     const bob = await fetch(url('api2', `${board}/scores`), { method: 'POST', ...json({ member: 'bob', score: 20 }) });
     expect(await bob.json()).toEqual({ member: 'bob', score: 20, rank: 1 });
     expect(await (await fetch(url('api1', `${board}/top?limit=5`))).json()).toEqual([
@@ -434,7 +471,9 @@ describe('the docker-compose stack, run without Docker', () => {
     expect(workerMetrics).toMatch(/^write_behind_/m);
 
     const exposed = new Set([...exposedNames(apiMetrics), ...exposedNames(workerMetrics)]);
-    const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as { panels: Array<{ title: string; targets: Array<{ expr: string }> }> };
+    const dashboard = JSON.parse(readFileSync(DASHBOARD_FILE, 'utf8')) as {
+      panels: Array<{ title: string; targets: Array<{ expr: string }> }>;
+    };
     const queried = dashboard.panels.flatMap((panel) => panel.targets.flatMap((target) => metricNamesOf(target.expr)));
     expect(queried.length).toBeGreaterThan(0);
     expect([...new Set(queried)].filter((name) => !exposed.has(name))).toEqual([]);

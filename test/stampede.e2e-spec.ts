@@ -24,9 +24,7 @@ describe('stampede prevention across processes', () => {
   it('runs a 300 ms loader exactly once for 1,000 concurrent requests over 4 processes', async () => {
     const before = await totalLoads();
     const options = { ttl: '30s', lock: { ttl: '5s', wait: '5s' } };
-    const answers = await Promise.all(
-      processes.map((p) => p.send('burst', { key: 'cold', count: 250, loaderMs: 300, options })),
-    );
+    const answers = await Promise.all(processes.map((p) => p.send('burst', { key: 'cold', count: 250, loaderMs: 300, options })));
     expect((await totalLoads()) - before).toBe(1);
     const results = answers.flatMap((answer) => answer.results);
     expect(results).toHaveLength(1000);

@@ -1,5 +1,4 @@
 import { CacheService } from '@cachekit/cache';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { startUsersApiCluster } from '../apps/users-api/test/users-app.js';
 import { within } from './support/wait.js';
@@ -17,7 +16,15 @@ describe('two users-api instances: CDC from PostgreSQL and the L1 bus', () => {
     await sql.connect();
     const [a] = cluster.instances;
     for (let i = 0; i < 12; i++) {
-      ids.push((await a.http().post('/users').send({ email: `u${i}@example.com`, name: `user ${i}` }).expect(201)).body.id);
+      ids.push(
+        (
+          await a
+            .http()
+            .post('/users')
+            .send({ email: `u${i}@example.com`, name: `user ${i}` })
+            .expect(201)
+        ).body.id,
+      );
     }
     // Both CDC listeners are up once both have seen a notification of their own.
     for (const instance of cluster.instances) {
@@ -72,7 +79,10 @@ describe('two users-api instances: CDC from PostgreSQL and the L1 bus', () => {
     const [{ version }] = (await sql.query('SELECT version FROM users WHERE id = $1', [id])).rows;
     expect(version).toBe(before.version + 1);
     // A write-through of the row as it was, as a PUT that committed before the SQL change would make late.
-    await a.app.get(CacheService).namespace('users').writeThrough(`user:${id}`, async () => before, { version: (u: { version: number }) => u.version });
+    await a.app
+      .get(CacheService)
+      .namespace('users')
+      .writeThrough(`user:${id}`, async () => before, { version: (u: { version: number }) => u.version });
     for (const instance of cluster.instances) expect(await nameOn(instance, id)).toBe('changed in SQL');
   });
 
@@ -82,7 +92,7 @@ describe('two users-api instances: CDC from PostgreSQL and the L1 bus', () => {
     const resyncs = async () => {
       let total = 0;
       for (const instance of cluster.instances) {
-        const line = ((await instance.app.get(CacheService).metrics()).body).split('\n').find((l) => l.startsWith('cdc_resyncs_total '));
+        const line = (await instance.app.get(CacheService).metrics()).body.split('\n').find((l) => l.startsWith('cdc_resyncs_total '));
         total += Number(line?.split(' ')[1] ?? 0);
       }
       return total;

@@ -51,13 +51,22 @@ describe('write-behind through BullMQ with real worker processes', () => {
     const ids: number[] = [];
     const [api] = cluster.instances;
     for (let i = 0; i < count; i++) {
-      ids.push((await api.http().post('/users').send({ email: `${tag}${i}@example.com`, name: `${tag} ${i}` }).expect(201)).body.id);
+      ids.push(
+        (
+          await api
+            .http()
+            .post('/users')
+            .send({ email: `${tag}${i}@example.com`, name: `${tag} ${i}` })
+            .expect(201)
+        ).body.id,
+      );
     }
     return ids;
   };
 
   const rows = async (ids: number[]) =>
-    (await sql.query('SELECT id, settings, settings_version::text AS sv, version FROM users WHERE id = ANY($1) ORDER BY id', [ids])).rows as Array<{
+    (await sql.query('SELECT id, settings, settings_version::text AS sv, version FROM users WHERE id = ANY($1) ORDER BY id', [ids]))
+      .rows as Array<{
       id: number;
       settings: object;
       sv: string;

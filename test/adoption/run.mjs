@@ -98,7 +98,9 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
 function killGroup(child) {
   try {
     process.kill(-child.pid, 'SIGKILL');
-  } catch {}
+  } catch {
+    // the group has already exited
+  }
 }
 
 /** Runs a command; output streams to the terminal unless `capture` is set. Resolves with the exit code. */
@@ -155,10 +157,14 @@ function tarEntries(tgzPath) {
   const tar = zlib.gunzipSync(fs.readFileSync(tgzPath));
   const names = [];
   let paxPath;
-  for (let offset = 0; offset + 512 <= tar.length; ) {
+  for (let offset = 0; offset + 512 <= tar.length;) {
     const header = tar.subarray(offset, offset + 512);
     if (header.every((byte) => byte === 0)) break;
-    const field = (start, length) => header.subarray(start, start + length).toString('utf8').replace(/\0.*$/s, '');
+    const field = (start, length) =>
+      header
+        .subarray(start, start + length)
+        .toString('utf8')
+        .replace(/\0.*$/s, '');
     const size = parseInt(field(124, 12).trim() || '0', 8);
     const type = field(156, 1);
     const body = tar.subarray(offset + 512, offset + 512 + size).toString('utf8');
@@ -366,19 +372,29 @@ async function prepareApp(major, pack) {
     return appDir;
   }
   await step(`ioredis ${major}: install third-party dependencies`, () =>
-    installOnce(baseDir, 'base', (dir) => {
-      fs.mkdirSync(dir, { recursive: true });
-      fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
-    }, []),
+    installOnce(
+      baseDir,
+      'base',
+      (dir) => {
+        fs.mkdirSync(dir, { recursive: true });
+        fs.writeFileSync(path.join(dir, 'package.json'), JSON.stringify(manifest, null, 2) + '\n');
+      },
+      [],
+    ),
   );
   // `npm install <file>.tgz` on top of a copy of the base: the tarball is extracted into
   // node_modules like any registry package (no link), and its own dependencies come from the registry.
   await step(`ioredis ${major}: install the tarball`, () =>
-    installOnce(appDir, 'app', (dir) => {
-      copyDir(baseDir, dir);
-      fs.rmSync(path.join(dir, INSTALLED_MARKER));
-      fs.copyFileSync(pack.tarball, path.join(dir, pack.fileName));
-    }, [`./${pack.fileName}`]),
+    installOnce(
+      appDir,
+      'app',
+      (dir) => {
+        copyDir(baseDir, dir);
+        fs.rmSync(path.join(dir, INSTALLED_MARKER));
+        fs.copyFileSync(pack.tarball, path.join(dir, pack.fileName));
+      },
+      [`./${pack.fileName}`],
+    ),
   );
   return appDir;
 }

@@ -5,10 +5,9 @@ import { NestFactory } from '@nestjs/core';
 import { CacheModule, CacheService } from '@cachekit/cache';
 
 const { REDIS_URL = 'redis://127.0.0.1:6379', CACHE_KEY_PREFIX } = process.env;
-const app = await NestFactory.createApplicationContext(
-  CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: CACHE_KEY_PREFIX }),
-  { logger: false },
-);
+const app = await NestFactory.createApplicationContext(CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: CACHE_KEY_PREFIX }), {
+  logger: false,
+});
 await app.init();
 const cache = app.get(CacheService);
 let loads = 0;
@@ -40,7 +39,9 @@ const commands = {
     const pending = [];
     while (Date.now() < until) {
       const t0 = Date.now();
-      pending.push(cache.getOrSetWithStatus(key, loaderOf(loaderMs), options).then((l) => ({ status: l.status, at: t0, ms: Date.now() - t0 })));
+      pending.push(
+        cache.getOrSetWithStatus(key, loaderOf(loaderMs), options).then((l) => ({ status: l.status, at: t0, ms: Date.now() - t0 })),
+      );
       await sleep(intervalMs);
     }
     return { loads, results: await Promise.all(pending) };

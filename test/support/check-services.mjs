@@ -11,8 +11,14 @@ function reachable(url, defaultPort) {
   return new Promise((resolve) => {
     const socket = net.connect({ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || defaultPort) });
     socket.setTimeout(2000);
-    socket.once('connect', () => { socket.destroy(); resolve(true); });
-    socket.once('timeout', () => { socket.destroy(); resolve(false); });
+    socket.once('connect', () => {
+      socket.destroy();
+      resolve(true);
+    });
+    socket.once('timeout', () => {
+      socket.destroy();
+      resolve(false);
+    });
     socket.once('error', () => resolve(false));
   });
 }
@@ -22,6 +28,8 @@ for (const [name, url, port] of targets) {
   if (!(await reachable(url, port))) missing.push(`${name} at ${new URL(url).host}`);
 }
 if (missing.length) {
-  process.stderr.write(`Tests need ${missing.join(' and ')}, which did not answer: start them (see README, "Tests"), or run the suite in Docker with \`docker compose run --rm test\`.\n`);
+  process.stderr.write(
+    `Tests need ${missing.join(' and ')}, which did not answer: start them (see README, "Tests"), or run the suite in Docker with \`docker compose run --rm test\`.\n`,
+  );
   process.exit(1);
 }

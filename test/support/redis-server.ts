@@ -12,9 +12,13 @@ export async function startRedisServer(args: string[] = []): Promise<{
   kill: () => Promise<void>;
 }> {
   const port = await freePort();
-  const child: ChildProcess = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args], {
-    stdio: 'ignore',
-  });
+  const child: ChildProcess = spawn(
+    'redis-server',
+    ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...args],
+    {
+      stdio: 'ignore',
+    },
+  );
   const url = `redis://127.0.0.1:${port}`;
   const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
   probe.on('error', () => undefined);
@@ -25,7 +29,7 @@ export async function startRedisServer(args: string[] = []): Promise<{
       await probe.ping();
       break;
     } catch (error) {
-      if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start: ${(error as Error).message}`);
+      if (Date.now() > deadline) throw new Error(`redis-server on ${port} did not start: ${(error as Error).message}`, { cause: error });
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }

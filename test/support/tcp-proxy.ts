@@ -15,6 +15,8 @@ export class TcpProxy {
   ) {}
 
   static async start(targetPort: number, targetHost = '127.0.0.1'): Promise<TcpProxy> {
+    // Connections arrive only once the port is known, after `proxy` is set below.
+    // eslint-disable-next-line prefer-const
     let proxy: TcpProxy | undefined;
     const server = createServer((client) => {
       if (!proxy || proxy.mode === 'block') {

@@ -28,7 +28,8 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
     });
 
     it('keeps /health/ready at 200 (degraded) and keeps serving users from L1 and from PostgreSQL', async () => {
-      const notifications = async () => sampleValue(parsePrometheusText((await api.http().get('/metrics').expect(200)).text), 'cdc_notifications_total') ?? 0;
+      const notifications = async () =>
+        sampleValue(parsePrometheusText((await api.http().get('/metrics').expect(200)).text), 'cdc_notifications_total') ?? 0;
       const before = await notifications();
       const cached = (await api.http().post('/users').send({ email: 'cached@example.com', name: 'Cached' }).expect(201)).body;
       const uncached = (await api.http().post('/users').send({ email: 'uncached@example.com', name: 'Uncached' }).expect(201)).body;
@@ -69,7 +70,12 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
       const fromDatabase = await timed(() => api.http().get(`/users/${uncached.id}`));
       expect(fromDatabase.result.status).toBe(200);
       expect(fromDatabase.result.headers['x-cache']).toBe('MISS');
-      expect(fromDatabase.result.body).toMatchObject({ id: uncached.id, email: uncached.email, name: uncached.name, version: uncached.version });
+      expect(fromDatabase.result.body).toMatchObject({
+        id: uncached.id,
+        email: uncached.email,
+        name: uncached.name,
+        version: uncached.version,
+      });
       expect(fromDatabase.ms).toBeLessThan(1_500);
 
       // the operations routes keep answering: the Redis INFO figures are left out, not failed
@@ -79,7 +85,13 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
       expect(sampleValue(samples, 'redis_keyspace_hits')).toBeUndefined();
       expect(sampleValue(samples, 'cache_hits_total', { namespace: 'users', layer: 'l1' })).toBeGreaterThanOrEqual(2);
       const stats = await api.http().get('/cache/stats').expect(200);
-      expect(stats.body.redis).toEqual({ available: false, keyspace_hits: null, keyspace_misses: null, used_memory: null, evicted_keys: null });
+      expect(stats.body.redis).toEqual({
+        available: false,
+        keyspace_hits: null,
+        keyspace_misses: null,
+        used_memory: null,
+        evicted_keys: null,
+      });
       await api.http().get('/health/live').expect(200);
     });
   });
@@ -144,7 +156,10 @@ describe('health under faults (real PostgreSQL and Redis)', () => {
       proxy.stall();
       const hanging = await timed(() => api.http().get('/health/ready'));
       expect(hanging.result.status).toBe(503);
-      expect(hanging.result.body).toMatchObject({ status: 'error', error: { database: { status: 'down', message: expect.stringMatching(/timeout/) } } });
+      expect(hanging.result.body).toMatchObject({
+        status: 'error',
+        error: { database: { status: 'down', message: expect.stringMatching(/timeout/) } },
+      });
       expect(hanging.ms).toBeGreaterThanOrEqual(900);
       expect(hanging.ms).toBeLessThan(2_500);
 

@@ -39,7 +39,13 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
   /** A new user whose INSERT notification has already been applied. */
   const createUser = async (name: string) => {
     const before = value(await scrape(), 'cdc_notifications_total');
-    const user = (await api.http().post('/users').send({ email: `ops${++emailCount}@example.com`, name }).expect(201)).body;
+    const user = (
+      await api
+        .http()
+        .post('/users')
+        .send({ email: `ops${++emailCount}@example.com`, name })
+        .expect(201)
+    ).body;
     await cdcSettled(before + 1);
     return user as { id: number; name: string };
   };
@@ -69,7 +75,8 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
 
     it('reports the CDC listener up', async () => {
       const deadline = Date.now() + 5_000;
-      while (sampleValue(await scrape(), 'cdc_listener_up') !== 1 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 25));
+      while (sampleValue(await scrape(), 'cdc_listener_up') !== 1 && Date.now() < deadline)
+        await new Promise((resolve) => setTimeout(resolve, 25));
       expect(sampleValue(await scrape(), 'cdc_listener_up')).toBe(1);
     });
 
@@ -78,11 +85,15 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
       const before = await scrape();
       expect((await api.http().get(`/users/${user.id}`).expect(200)).headers['x-cache']).toBe('MISS');
       const afterMiss = await scrape();
-      expect(value(afterMiss, 'cache_misses_total', { namespace: 'users' })).toBe(value(before, 'cache_misses_total', { namespace: 'users' }) + 1);
+      expect(value(afterMiss, 'cache_misses_total', { namespace: 'users' })).toBe(
+        value(before, 'cache_misses_total', { namespace: 'users' }) + 1,
+      );
       expect(value(afterMiss, 'cache_loads_total', { namespace: 'users', outcome: 'success' })).toBe(
         value(before, 'cache_loads_total', { namespace: 'users', outcome: 'success' }) + 1,
       );
-      expect(value(afterMiss, 'cache_hits_total', { namespace: 'users', layer: 'l1' })).toBe(value(before, 'cache_hits_total', { namespace: 'users', layer: 'l1' }));
+      expect(value(afterMiss, 'cache_hits_total', { namespace: 'users', layer: 'l1' })).toBe(
+        value(before, 'cache_hits_total', { namespace: 'users', layer: 'l1' }),
+      );
       expect(value(afterMiss, 'cache_load_duration_seconds_count', { namespace: 'users' })).toBe(
         value(before, 'cache_load_duration_seconds_count', { namespace: 'users' }) + 1,
       );
@@ -91,8 +102,12 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
 
       expect((await api.http().get(`/users/${user.id}`).expect(200)).headers['x-cache']).toBe('HIT');
       const afterHit = await scrape();
-      expect(value(afterHit, 'cache_hits_total', { namespace: 'users', layer: 'l1' })).toBe(value(afterMiss, 'cache_hits_total', { namespace: 'users', layer: 'l1' }) + 1);
-      expect(value(afterHit, 'cache_misses_total', { namespace: 'users' })).toBe(value(afterMiss, 'cache_misses_total', { namespace: 'users' }));
+      expect(value(afterHit, 'cache_hits_total', { namespace: 'users', layer: 'l1' })).toBe(
+        value(afterMiss, 'cache_hits_total', { namespace: 'users', layer: 'l1' }) + 1,
+      );
+      expect(value(afterHit, 'cache_misses_total', { namespace: 'users' })).toBe(
+        value(afterMiss, 'cache_misses_total', { namespace: 'users' }),
+      );
       expect(value(afterHit, 'cache_loads_total', { namespace: 'users', outcome: 'success' })).toBe(
         value(afterMiss, 'cache_loads_total', { namespace: 'users', outcome: 'success' }),
       );
@@ -182,7 +197,14 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
       const missing = await api.http().post('/cache/invalidate').send(body).expect(401);
       expect(missing.body).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
       expect(missing.headers['www-authenticate']).toMatch(/^Bearer/);
-      for (const authorization of [`Bearer ${TOKEN}x`, `Bearer ${TOKEN.slice(0, -1)}`, 'Bearer ', `Basic ${TOKEN}`, TOKEN, `Bearer ${TOKEN} extra`]) {
+      for (const authorization of [
+        `Bearer ${TOKEN}x`,
+        `Bearer ${TOKEN.slice(0, -1)}`,
+        'Bearer ',
+        `Basic ${TOKEN}`,
+        TOKEN,
+        `Bearer ${TOKEN} extra`,
+      ]) {
         const wrong = await api.http().post('/cache/invalidate').set('Authorization', authorization).send(body).expect(401);
         expect(wrong.body).toMatchObject({ statusCode: 401, error: 'Unauthorized' });
       }
@@ -218,7 +240,12 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
     it('takes keys literally: a key with `*` is no pattern and evicts nothing else', async () => {
       const user = await createUser('Literal');
       await api.http().get(`/users/${user.id}`).expect(200);
-      const response = await api.http().post('/cache/invalidate').set(bearer(TOKEN)).send({ namespace: 'users', keys: ['user:*', 'user:?'] }).expect(200);
+      const response = await api
+        .http()
+        .post('/cache/invalidate')
+        .set(bearer(TOKEN))
+        .send({ namespace: 'users', keys: ['user:*', 'user:?'] })
+        .expect(200);
       expect(response.body).toEqual({ namespace: 'users', deleted: 0 });
       expect((await api.http().get(`/users/${user.id}`).expect(200)).headers['x-cache']).toBe('HIT');
     });
@@ -227,7 +254,12 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
       await createUser('Listed');
       await api.http().get('/users?limit=5').expect(200);
       expect((await api.http().get('/users?limit=5').expect(200)).headers['x-cache']).toBe('HIT');
-      const response = await api.http().post('/cache/invalidate').set(bearer(TOKEN)).send({ namespace: 'users', tags: ['list'] }).expect(200);
+      const response = await api
+        .http()
+        .post('/cache/invalidate')
+        .set(bearer(TOKEN))
+        .send({ namespace: 'users', tags: ['list'] })
+        .expect(200);
       expect(response.body.namespace).toBe('users');
       expect(response.body.deleted).toBeGreaterThanOrEqual(1);
       expect((await api.http().get('/users?limit=5').expect(200)).headers['x-cache']).toBe('MISS');
@@ -237,7 +269,12 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
       const cache = api.app.get(CacheService);
       await cache.set('greeting', 'hello');
       expect(await cache.get('greeting')).toBe('hello');
-      const response = await api.http().post('/cache/invalidate').set(bearer(TOKEN)).send({ keys: ['greeting'] }).expect(200);
+      const response = await api
+        .http()
+        .post('/cache/invalidate')
+        .set(bearer(TOKEN))
+        .send({ keys: ['greeting'] })
+        .expect(200);
       expect(response.body).toEqual({ namespace: 'default', deleted: 1 });
       expect(await cache.get('greeting')).toBeUndefined();
     });
@@ -261,21 +298,46 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
         [1, 2],
       ];
       for (const body of bad) {
-        const response = await api.http().post('/cache/invalidate').set(bearer(TOKEN)).send(body as object);
+        const response = await api
+          .http()
+          .post('/cache/invalidate')
+          .set(bearer(TOKEN))
+          .send(body as object);
         expect({ body, status: response.status }).toEqual({ body, status: 400 });
         expect(response.body).toMatchObject({ statusCode: 400, message: 'Validation failed' });
         expect(response.body.issues.length).toBeGreaterThan(0);
       }
-      const malformed = await api.http().post('/cache/invalidate').set(bearer(TOKEN)).set('Content-Type', 'application/json').send('{"keys": ').expect(400);
+      const malformed = await api
+        .http()
+        .post('/cache/invalidate')
+        .set(bearer(TOKEN))
+        .set('Content-Type', 'application/json')
+        .send('{"keys": ')
+        .expect(400);
       expect(malformed.body).toMatchObject({ statusCode: 400 });
       // the limits themselves are accepted
-      await api.http().post('/cache/invalidate').set(bearer(TOKEN)).send({ keys: Array.from({ length: 1000 }, (_, i) => `k${i}`) }).expect(200);
-      await api.http().post('/cache/invalidate').set(bearer(TOKEN)).send({ keys: ['x'.repeat(1024)], tags: ['t'.repeat(1024)] }).expect(200);
+      await api
+        .http()
+        .post('/cache/invalidate')
+        .set(bearer(TOKEN))
+        .send({ keys: Array.from({ length: 1000 }, (_, i) => `k${i}`) })
+        .expect(200);
+      await api
+        .http()
+        .post('/cache/invalidate')
+        .set(bearer(TOKEN))
+        .send({ keys: ['x'.repeat(1024)], tags: ['t'.repeat(1024)] })
+        .expect(200);
     });
 
     it('is off (404, as an unknown route) when no admin token is configured', async () => {
       for (const headers of [{}, bearer(TOKEN), bearer('')]) {
-        const response = await adminOff.http().post('/cache/invalidate').set(headers).send({ namespace: 'users', keys: ['user:1'] }).expect(404);
+        const response = await adminOff
+          .http()
+          .post('/cache/invalidate')
+          .set(headers)
+          .send({ namespace: 'users', keys: ['user:1'] })
+          .expect(404);
         expect(response.body).toMatchObject({ statusCode: 404, error: 'Not Found', message: 'Cannot POST /cache/invalidate' });
       }
       // the rest of the operations routes still answer there

@@ -13,7 +13,8 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
     await api?.stop();
   });
 
-  const score = (board: string, member: unknown, value: unknown) => api.http().post(`/leaderboards/${board}/scores`).send({ member, score: value });
+  const score = (board: string, member: unknown, value: unknown) =>
+    api.http().post(`/leaderboards/${board}/scores`).send({ member, score: value });
   const today = () => new Date().toISOString().slice(0, 10);
 
   describe('leaderboards', () => {
@@ -48,7 +49,10 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
     it('keeps members with any characters as plain members', async () => {
       const member = 'a/b*c:d?[e] é';
       expect((await score('game-3', member, 7).expect(201)).body).toEqual({ member, score: 7, rank: 1 });
-      const read = await api.http().get(`/leaderboards/game-3/members/${encodeURIComponent(member)}`).expect(200);
+      const read = await api
+        .http()
+        .get(`/leaderboards/game-3/members/${encodeURIComponent(member)}`)
+        .expect(200);
       expect(read.body).toEqual({ member, score: 7, rank: 1 });
     });
 
@@ -79,7 +83,11 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
     });
 
     it('refuses a score that JSON numbers cannot hold finitely', async () => {
-      const response = await api.http().post('/leaderboards/bad-input/scores').set('Content-Type', 'application/json').send('{"member":"ann","score":1e999}');
+      const response = await api
+        .http()
+        .post('/leaderboards/bad-input/scores')
+        .set('Content-Type', 'application/json')
+        .send('{"member":"ann","score":1e999}');
       expect(response.status).toBe(400);
       expect(response.body).toMatchObject({ statusCode: 400 });
     });
@@ -119,13 +127,21 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
         expect(response.text).toBe('');
       }
       expect((await api.http().get('/pages/home/visitors').expect(200)).body).toEqual({ page: 'home', date: today(), unique: 3 });
-      expect((await api.http().get(`/pages/home/visitors?date=${today()}`).expect(200)).body).toEqual({ page: 'home', date: today(), unique: 3 });
+      expect((await api.http().get(`/pages/home/visitors?date=${today()}`).expect(200)).body).toEqual({
+        page: 'home',
+        date: today(),
+        unique: 3,
+      });
     });
 
     it('keeps pages and days apart', async () => {
       await api.http().post('/pages/about/visits').send({ visitorId: 'v1' }).expect(204);
       expect((await api.http().get('/pages/about/visitors').expect(200)).body).toEqual({ page: 'about', date: today(), unique: 1 });
-      expect((await api.http().get('/pages/never-visited/visitors').expect(200)).body).toEqual({ page: 'never-visited', date: today(), unique: 0 });
+      expect((await api.http().get('/pages/never-visited/visitors').expect(200)).body).toEqual({
+        page: 'never-visited',
+        date: today(),
+        unique: 0,
+      });
       const otherDay = await api.http().get('/pages/home/visitors?date=2024-02-29').expect(200);
       expect(otherDay.body).toEqual({ page: 'home', date: '2024-02-29', unique: 0 });
     });
@@ -133,7 +149,10 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
     it.each(['2026-02-30', 'abc', '2026-13-01', '2026-1-5', '26-01-05', '2026-01-05T00:00:00Z', ''])(
       'refuses the date %p with a JSON 400',
       async (date) => {
-        const response = await api.http().get(`/pages/home/visitors?date=${encodeURIComponent(date)}`).expect(400);
+        const response = await api
+          .http()
+          .get(`/pages/home/visitors?date=${encodeURIComponent(date)}`)
+          .expect(400);
         expect(response.body).toMatchObject({ statusCode: 400, message: 'Validation failed' });
       },
     );

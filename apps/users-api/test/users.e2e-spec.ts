@@ -53,7 +53,11 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
     }
     const malformed = await api.http().post('/users').set('Content-Type', 'application/json').send('{"email": ').expect(400);
     expect(malformed.body).toMatchObject({ statusCode: 400, message: 'request body is not valid JSON' });
-    const huge = await api.http().post('/users').send({ email: 'big@example.com', name: 'x'.repeat(100_000) }).expect(413);
+    const huge = await api
+      .http()
+      .post('/users')
+      .send({ email: 'big@example.com', name: 'x'.repeat(100_000) })
+      .expect(413);
     expect(huge.body).toMatchObject({ statusCode: 413, error: 'Payload Too Large' });
     expect(await userCount()).toBe(before);
   });
@@ -145,7 +149,12 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
   it('PUT from concurrent writers leaves the cache holding the last committed version', async () => {
     const user = await createUser('race-put@example.com', 'Race');
     const puts = await Promise.all(
-      Array.from({ length: 10 }, (_, i) => api.http().put(`/users/${user.id}`).send({ email: 'race-put@example.com', name: `writer ${i}` })),
+      Array.from({ length: 10 }, (_, i) =>
+        api
+          .http()
+          .put(`/users/${user.id}`)
+          .send({ email: 'race-put@example.com', name: `writer ${i}` }),
+      ),
     );
     expect(puts.every((r) => r.status === 200)).toBe(true);
     const lastCommitted = puts.map((r) => r.body).sort((a, b) => b.version - a.version)[0];

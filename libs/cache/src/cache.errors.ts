@@ -1,9 +1,5 @@
 export type CacheErrorCode =
-  | 'CACHE_INVALID_OPTION'
-  | 'CACHE_INVALID_KEY'
-  | 'CACHE_INVALID_PATTERN'
-  | 'CACHE_LOADER_TIMEOUT'
-  | 'CACHE_NOT_CONFIGURED';
+  'CACHE_INVALID_OPTION' | 'CACHE_INVALID_KEY' | 'CACHE_INVALID_PATTERN' | 'CACHE_LOADER_TIMEOUT' | 'CACHE_NOT_CONFIGURED';
 
 /** The one error type the library throws; `code` is stable, the message is for people. */
 export class CacheError extends Error {

@@ -61,7 +61,15 @@ export const durationSchema = z.unknown().transform((value, ctx) => {
 });
 
 /** A positive whole number, also as a digit string (environment variables arrive as text). */
-export const countSchema = z.union([z.number(), z.string().regex(/^\s*\d+\s*$/, 'must be a whole number').transform(Number)]).pipe(z.number().int().positive());
+export const countSchema = z
+  .union([
+    z.number(),
+    z
+      .string()
+      .regex(/^\s*\d+\s*$/, 'must be a whole number')
+      .transform(Number),
+  ])
+  .pipe(z.number().int().positive());
 
 export const redisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://');
 
@@ -70,7 +78,11 @@ const schema = z.strictObject({
     z.strictObject({ url: redisUrlSchema }),
     z.strictObject({ client: z.custom<Redis>((c) => typeof c === 'object' && c !== null && 'sendCommand' in c, 'an ioredis client') }),
   ]),
-  keyPrefix: z.string().max(64).regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters').default('cache:'),
+  keyPrefix: z
+    .string()
+    .max(64)
+    .regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters')
+    .default('cache:'),
   defaultTtl: durationSchema.default(60_000),
   negativeTtl: durationSchema.default(5_000),
   l1: z
@@ -106,7 +118,10 @@ const schema = z.strictObject({
   metrics: z
     .strictObject({
       registry: z
-        .custom<Registry>((r) => typeof r === 'object' && r !== null && typeof (r as Registry).registerMetric === 'function', 'a prom-client Registry')
+        .custom<Registry>(
+          (r) => typeof r === 'object' && r !== null && typeof (r as Registry).registerMetric === 'function',
+          'a prom-client Registry',
+        )
         .optional(),
     })
     .default({}),

@@ -4,7 +4,7 @@ import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../test/support/servi
 import { CacheError } from './cache.errors.js';
 import { CacheModule } from './cache.module.js';
 import type { CacheModuleOptions } from './cache.options.js';
-import { CacheRuntime } from './cache.runtime.js';
+import { type CacheRuntime } from './cache.runtime.js';
 import { CacheService } from './cache.service.js';
 import { glob } from './keys/key-part.js';
 
@@ -183,7 +183,8 @@ describe('CacheService against Redis', () => {
       await cache.set(key, 'old');
       runtime.store.l1?.delete(`default:${key}`); // only L2 holds it now
       const reading = cache.get(key); // its GET goes out first...
-      if (round % 2 === 0) await cache.delete(key); // ...then the delete, or a newer write
+      if (round % 2 === 0)
+        await cache.delete(key); // ...then the delete, or a newer write
       else await cache.set(key, 'new');
       await reading;
       const local = runtime.store.readLocal(`default:${key}`)?.value;

@@ -126,7 +126,10 @@ export class CacheNamespace {
   ): Promise<{ version: number; mode: 'queued' | 'written' }> {
     const queue = this.runtime.writeBehind;
     if (!queue) {
-      throw new CacheError('CACHE_NOT_CONFIGURED', "writeBehind() needs WriteBehindModule.forRoot({ redis }) from '@cachekit/cache/write-behind'");
+      throw new CacheError(
+        'CACHE_NOT_CONFIGURED',
+        "writeBehind() needs WriteBehindModule.forRoot({ redis }) from '@cachekit/cache/write-behind'",
+      );
     }
     let version: number;
     let mode: 'queued' | 'written';
@@ -166,10 +169,7 @@ export class CacheNamespace {
    * Removes keys, tags, patterns and hash objects (by id, see `hash()`) of this namespace in one call; `source` labels the
    * `cache_invalidations_total` series. Answers how many entries went.
    */
-  async invalidate(
-    what: InvalidationTargets,
-    source: InvalidationSource = 'api',
-  ): Promise<number> {
+  async invalidate(what: InvalidationTargets, source: InvalidationSource = 'api'): Promise<number> {
     const { store, loads, metrics } = this.runtime;
     let deleted = 0;
     const versioned = new Map(Object.entries(what.versions ?? {}).map(([key, version]) => [this.id(key), version]));
@@ -294,7 +294,9 @@ export class CacheNamespace {
 
   private metaFor<T>(value: T, policy: CachePolicy, now: number, loadMs: number): EntryMeta | undefined {
     const { config } = this.runtime;
-    return entryMetaFor(value, policy, now, loadMs, { ttlMs: config.defaultTtlMs, negativeTtlMs: config.negativeTtlMs }, (tag) => this.id(tag));
+    return entryMetaFor(value, policy, now, loadMs, { ttlMs: config.defaultTtlMs, negativeTtlMs: config.negativeTtlMs }, (tag) =>
+      this.id(tag),
+    );
   }
 }
 

@@ -22,7 +22,13 @@ export class User {
   version!: number;
 
   /** version of the last persisted write-behind settings write; internal, never selected by default */
-  @Column({ name: 'settings_version', type: 'bigint', default: 0, select: false, transformer: { to: (v: number) => v, from: (v: string) => Number(v) } })
+  @Column({
+    name: 'settings_version',
+    type: 'bigint',
+    default: 0,
+    select: false,
+    transformer: { to: (v: number) => v, from: (v: string) => Number(v) },
+  })
   settingsVersion!: number;
 
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })

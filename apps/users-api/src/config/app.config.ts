@@ -33,10 +33,23 @@ const positiveInt = z.coerce.number().int().positive();
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/postgres'),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').default('redis://127.0.0.1:6379'),
-  QUEUE_REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL').optional(),
-  CACHE_KEY_PREFIX: z.string().max(64).regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters').default('cache:'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/postgres'),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .default('redis://127.0.0.1:6379'),
+  QUEUE_REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// URL')
+    .optional(),
+  CACHE_KEY_PREFIX: z
+    .string()
+    .max(64)
+    .regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters')
+    .default('cache:'),
   CACHE_DEFAULT_TTL: duration('CACHE_DEFAULT_TTL').default(60_000),
   USERS_CACHE_TTL: duration('USERS_CACHE_TTL').default(300_000),
   CACHE_L1_MAX_ITEMS: positiveInt.default(10_000),

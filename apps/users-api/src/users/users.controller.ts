@@ -62,10 +62,7 @@ export class UsersController {
   @Put(':id')
   @CachePut<User>({ namespace: USERS_NAMESPACE, key: keyOfUserInPath, version: (user) => user.version })
   @CacheEvict({ namespace: USERS_NAMESPACE, tags: [USERS_LIST_TAG] })
-  replace(
-    @Param('id', UserIdPipe) id: number,
-    @Body(new ZodValidationPipe(replaceUserSchema)) body: ReplaceUserInput,
-  ): Promise<User> {
+  replace(@Param('id', UserIdPipe) id: number, @Body(new ZodValidationPipe(replaceUserSchema)) body: ReplaceUserInput): Promise<User> {
     return this.users.replace(id, body);
   }
 

@@ -17,10 +17,17 @@ const redisUrl = z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL');
 
 const schema = z.object({
   WORKER_PORT: z.coerce.number().int().min(0).max(65535).default(3001),
-  DATABASE_URL: z.string().regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL').default('postgres://postgres@127.0.0.1:5432/postgres'),
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/postgres'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUEUE_REDIS_URL: redisUrl.optional(),
-  CACHE_KEY_PREFIX: z.string().max(64).regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters').default('cache:'),
+  CACHE_KEY_PREFIX: z
+    .string()
+    .max(64)
+    .regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters')
+    .default('cache:'),
   WRITE_BEHIND_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(4),
   CACHE_ADMIN_TOKEN: z.string().optional(),
 });

@@ -43,7 +43,8 @@ export class WriteBehindProcessor extends WorkerHost implements OnApplicationBoo
   @OnWorkerEvent('failed')
   async onFailed(job: Job<WriteBehindJob> | undefined, error: Error): Promise<void> {
     if (!job) return;
-    const final = error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
+    const final =
+      error instanceof UnrecoverableError || error.name === 'UnrecoverableError' || job.attemptsMade >= (job.opts.attempts ?? 1);
     if (!final) {
       this.runner.retried();
       return;

@@ -1,4 +1,12 @@
-import { type CanActivate, type ExecutionContext, Inject, Injectable, NotFoundException, Optional, UnauthorizedException } from '@nestjs/common';
+import {
+  type CanActivate,
+  type ExecutionContext,
+  Inject,
+  Injectable,
+  NotFoundException,
+  Optional,
+  UnauthorizedException,
+} from '@nestjs/common';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { CACHE_ADMIN_TOKEN } from '../cache.constants.js';
 import { setResponseHeader } from '../interceptors/http-response.js';
@@ -24,7 +32,11 @@ export class CacheAdminGuard implements CanActivate {
     // Express or Fastify: only what both requests have.
     const request = http.getRequest<{ method: string; url: string; headers: Record<string, string | string[] | undefined> }>();
     if (!this.expected) {
-      throw new NotFoundException({ statusCode: 404, error: 'Not Found', message: `Cannot ${request.method} ${request.url.split('?')[0]}` });
+      throw new NotFoundException({
+        statusCode: 404,
+        error: 'Not Found',
+        message: `Cannot ${request.method} ${request.url.split('?')[0]}`,
+      });
     }
     const header = request.headers.authorization;
     const presented = typeof header === 'string' ? /^Bearer +(\S+) *$/i.exec(header)?.[1] : undefined;

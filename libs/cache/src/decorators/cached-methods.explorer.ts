@@ -98,9 +98,11 @@ export class CachedMethodsExplorer implements OnModuleInit {
     const namespace = this.cache.namespace(options.namespace ?? this.cache.name);
     const wrapped: Method = (...args) => {
       const key =
-        typeof options.key === 'function' ? options.key(...args)
-        : typeof options.key === 'string' ? options.key
-        : [where, ...args.map((arg) => keyPart(typeof arg === 'string' ? arg : JSON.stringify(arg) ?? 'undefined'))].join(':');
+        typeof options.key === 'function'
+          ? options.key(...args)
+          : typeof options.key === 'string'
+            ? options.key
+            : [where, ...args.map((arg) => keyPart(typeof arg === 'string' ? arg : (JSON.stringify(arg) ?? 'undefined')))].join(':');
       if (key === undefined) return Promise.resolve(method.apply(instance, args));
       return namespace.getOrSet(key, () => method.apply(instance, args), options);
     };

@@ -30,7 +30,8 @@ export function validateDecoratorOptions(decorator: keyof typeof KNOWN, options:
       }
     }
     if (decorator === 'CachePut' && (typeof o.key === 'undefined' || typeof o.version !== 'function')) fail('key and version are required');
-    if (o.vary !== undefined && o.vary !== 'none' && o.vary !== 'user') fail(`vary must be 'none' or 'user'; got ${JSON.stringify(o.vary)}`);
+    if (o.vary !== undefined && o.vary !== 'none' && o.vary !== 'user')
+      fail(`vary must be 'none' or 'user'; got ${JSON.stringify(o.vary)}`);
     if (o.methods !== undefined && !(Array.isArray(o.methods) && o.methods.every((m) => typeof m === 'string' && /^[A-Za-z]+$/.test(m)))) {
       fail('methods must be a list of HTTP method names');
     }

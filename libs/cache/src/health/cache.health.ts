@@ -46,7 +46,9 @@ export class CacheHealthIndicator {
       l1Bytes: store.l1?.bytes ?? 0,
       degraded,
     };
-    if (degraded) details.message = redis === 'down' ? 'Redis unreachable: serving from L1 and the loaders' : 'invalidation bus down: L1 is cleared when it is back';
+    if (degraded)
+      details.message =
+        redis === 'down' ? 'Redis unreachable: serving from L1 and the loaders' : 'invalidation bus down: L1 is cleared when it is back';
     return this.health.check(key).up(details);
   }
 

@@ -13,21 +13,30 @@ describe('CacheHealthIndicator', () => {
   const health = new HealthIndicatorService();
 
   it('reports up, not degraded, when Redis answers PONG and the bus is up', async () => {
-    const indicator = new CacheHealthIndicator(health, runtimeWith(async () => 'PONG', { up: true }));
+    const indicator = new CacheHealthIndicator(
+      health,
+      runtimeWith(async () => 'PONG', { up: true }),
+    );
     expect(await indicator.isHealthy()).toEqual({
       cache: { status: 'up', redis: 'up', bus: 'up', l1Entries: 3, l1Bytes: 300, degraded: false },
     });
   });
 
   it('never reports down: a failing Redis is up with degraded: true', async () => {
-    const indicator = new CacheHealthIndicator(health, runtimeWith(() => Promise.reject(new Error('Connection is closed.')), { up: false }));
+    const indicator = new CacheHealthIndicator(
+      health,
+      runtimeWith(() => Promise.reject(new Error('Connection is closed.')), { up: false }),
+    );
     expect(await indicator.isHealthy('l2')).toEqual({
       l2: { status: 'up', redis: 'down', bus: 'down', l1Entries: 3, l1Bytes: 300, degraded: true, message: expect.any(String) },
     });
   });
 
   it('bounds the PING: a Redis that never answers reads as down after the timeout', async () => {
-    const indicator = new CacheHealthIndicator(health, runtimeWith(() => new Promise<string>(() => undefined)));
+    const indicator = new CacheHealthIndicator(
+      health,
+      runtimeWith(() => new Promise<string>(() => undefined)),
+    );
     const started = Date.now();
     const result = await indicator.isHealthy('cache', { timeoutMs: 50 });
     expect(Date.now() - started).toBeLessThan(500);
@@ -35,11 +44,25 @@ describe('CacheHealthIndicator', () => {
   });
 
   it('reports a bus that is down (Redis up) as degraded, and no bus as off', async () => {
-    expect((await new CacheHealthIndicator(health, runtimeWith(async () => 'PONG', { up: false })).isHealthy()).cache).toMatchObject({
+    expect(
+      (
+        await new CacheHealthIndicator(
+          health,
+          runtimeWith(async () => 'PONG', { up: false }),
+        ).isHealthy()
+      ).cache,
+    ).toMatchObject({
       bus: 'down',
       degraded: true,
     });
-    expect((await new CacheHealthIndicator(health, runtimeWith(async () => 'PONG')).isHealthy()).cache).toMatchObject({
+    expect(
+      (
+        await new CacheHealthIndicator(
+          health,
+          runtimeWith(async () => 'PONG'),
+        ).isHealthy()
+      ).cache,
+    ).toMatchObject({
       bus: 'off',
       degraded: false,
     });
@@ -48,7 +71,11 @@ describe('CacheHealthIndicator', () => {
 
 describe('CdcHealthIndicator', () => {
   const health = new HealthIndicatorService();
-  const noModules = { get: () => { throw new Error('not found'); } } as never;
+  const noModules = {
+    get: () => {
+      throw new Error('not found');
+    },
+  } as never;
 
   it('reports the listener up or down (degraded), never down', () => {
     const listener = { up: true } as PgNotifyListener;

@@ -155,7 +155,13 @@ export class CacheInterceptor implements NestInterceptor {
   }
 
   /** The handler as the cache's loader; `isNegative` says which handler errors mean "not found" (cached as null). */
-  private lookup(key: string, options: CacheableOptions, defaultNamespace: string, next: CallHandler, isNegative: (error: unknown) => boolean) {
+  private lookup(
+    key: string,
+    options: CacheableOptions,
+    defaultNamespace: string,
+    next: CallHandler,
+    isNegative: (error: unknown) => boolean,
+  ) {
     const namespace = this.cache.namespace(options.namespace ?? defaultNamespace);
     return namespace.getOrSetWithStatus(
       key,
@@ -267,8 +273,10 @@ function canonicalPairs(record: Record<string, unknown>): string {
 
 /** JSON with object keys sorted, so that equal payloads give equal keys whatever their key order. */
 function canonical(value: unknown): string {
-  return JSON.stringify(value, (_key, node: unknown) => {
-    if (node === null || typeof node !== 'object' || Array.isArray(node)) return node;
-    return Object.fromEntries(Object.entries(node).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-  }) ?? 'undefined';
+  return (
+    JSON.stringify(value, (_key, node: unknown) => {
+      if (node === null || typeof node !== 'object' || Array.isArray(node)) return node;
+      return Object.fromEntries(Object.entries(node).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }) ?? 'undefined'
+  );
 }

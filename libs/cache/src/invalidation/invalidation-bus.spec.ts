@@ -1,6 +1,5 @@
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { CacheModule } from '../cache.module.js';
 import type { CacheModuleOptions } from '../cache.options.js';
@@ -36,7 +35,7 @@ describe('L1 coherence across instances over the bus', () => {
 
   const inL1 = (runtime: CacheRuntime, id: string) => runtime.store.readLocal(id)?.value;
 
-  it('a write on A evicts B\'s L1 copy within milliseconds', async () => {
+  it("a write on A evicts B's L1 copy within milliseconds", async () => {
     const a = await instance();
     const b = await instance();
     await a.cache.set('k', 'v1');

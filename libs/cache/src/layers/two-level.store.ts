@@ -108,7 +108,12 @@ export class TwoLevelStore {
    * there (or was committed), nothing changed; `'failed'`: Redis did not answer, the caller must make sure
    * the old L2 value goes (L1 holds the new one).
    */
-  async writeVersioned(id: string, value: unknown, meta: EntryMeta & { g: number }, now = Date.now()): Promise<'written' | 'older' | 'failed'> {
+  async writeVersioned(
+    id: string,
+    value: unknown,
+    meta: EntryMeta & { g: number },
+    now = Date.now(),
+  ): Promise<'written' | 'older' | 'failed'> {
     const raw = serializeValue(value);
     const landed = await this.l2.setVersioned(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], meta.g);
     if (landed === false) return 'older';

@@ -49,7 +49,8 @@ export async function collectCacheStats(metrics: CacheMetrics, l1: { entries: nu
     if (!found) tallies.set(namespace, (found = { l1: 0, l2: 0, misses: 0, stale: 0 }));
     return found;
   };
-  for (const { labels, value } of await valuesOf(metrics.hits)) tally(String(labels.namespace))[labels.layer === 'l2' ? 'l2' : 'l1'] += value;
+  for (const { labels, value } of await valuesOf(metrics.hits))
+    tally(String(labels.namespace))[labels.layer === 'l2' ? 'l2' : 'l1'] += value;
   for (const { labels, value } of await valuesOf(metrics.misses)) tally(String(labels.namespace)).misses += value;
   for (const { labels, value } of await valuesOf(metrics.staleServed)) tally(String(labels.namespace)).stale += value;
 

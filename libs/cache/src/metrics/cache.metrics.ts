@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { readRedisInfo, type RedisInfoFigures } from './redis-info.js';
 import type { CacheLayerName } from '../layers/two-level.store.js';
 
@@ -117,7 +117,12 @@ export class CacheMetrics {
 
 /** A gauge of one Redis INFO figure, left out of the scrape (no sample) while Redis does not answer. */
 class RedisInfoGauge extends Gauge {
-  constructor(name: string, help: string, registry: Registry, private readonly read: () => Promise<number | undefined>) {
+  constructor(
+    name: string,
+    help: string,
+    registry: Registry,
+    private readonly read: () => Promise<number | undefined>,
+  ) {
     super({ name, help, registers: [registry] });
   }
 

@@ -128,7 +128,7 @@ export class LoadCoordinator {
    * may be served instead; `background` refreshes never wait for another process.
    */
   private async load<T>(request: LoadRequest<T>, stale: StoredValue | undefined, background = false): Promise<CacheLookup<T>> {
-    const { id, namespace, policy } = request;
+    const { id, policy } = request;
     const token = randomBytes(16).toString('hex');
     const lockTtlMs = policy.lock ? policy.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
     let lease: Lease | undefined;
@@ -174,10 +174,13 @@ export class LoadCoordinator {
     const inflight = this.inflight.begin(id);
     let extensions = 0;
     const keepAlive = lease
-      ? setInterval(() => {
-          // A loader that hangs must not hold the key's lock forever.
-          if (++extensions <= MAX_LEASE_EXTENSIONS) void this.store.l2.extendLease(id, lease.token, lockTtlMs);
-        }, Math.floor(lockTtlMs / 3))
+      ? setInterval(
+          () => {
+            // A loader that hangs must not hold the key's lock forever.
+            if (++extensions <= MAX_LEASE_EXTENSIONS) void this.store.l2.extendLease(id, lease.token, lockTtlMs);
+          },
+          Math.floor(lockTtlMs / 3),
+        )
       : undefined;
     const started = performance.now();
     try {
@@ -265,8 +268,7 @@ export class LoadCoordinator {
 async function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, hardMs: number | undefined, id: string): Promise<T> {
   if (softMs === undefined && hardMs === undefined) return task;
   const timers: NodeJS.Timeout[] = [];
-  const after = (ms: number, fail: () => unknown) =>
-    new Promise<never>((_, reject) => timers.push(setTimeout(() => reject(fail()), ms)));
+  const after = (ms: number, fail: () => unknown) => new Promise<never>((_, reject) => timers.push(setTimeout(() => reject(fail()), ms)));
   try {
     return await Promise.race([
       task,

@@ -40,7 +40,10 @@ export class UniqueCounter {
     const day = startOfUtcDay(date);
     const key = this.keyOf(day);
     const [changed] = await execTransaction(
-      this.redis.multi().pfadd(key, member).pexpireat(key, day + DAY_MS + this.retentionMs),
+      this.redis
+        .multi()
+        .pfadd(key, member)
+        .pexpireat(key, day + DAY_MS + this.retentionMs),
     );
     return changed === 1;
   }
@@ -64,11 +67,17 @@ export class UniqueCounter {
     const keys = this.keysBetween(from, to);
     const suffix = destinationSuffix ?? `${dayOf(startOfUtcDay(from))}..${dayOf(startOfUtcDay(to))}`;
     if (suffix.length === 0 || /^\d{4}-\d{2}-\d{2}$/.test(suffix)) {
-      throw new RangeError(`merge destinationSuffix must be non-empty and not a day (that key belongs to add); got ${JSON.stringify(suffix)}`);
+      throw new RangeError(
+        `merge destinationSuffix must be non-empty and not a day (that key belongs to add); got ${JSON.stringify(suffix)}`,
+      );
     }
     const key = this.keyPrefix + suffix;
     const replies = await execTransaction(
-      this.redis.multi().pfmerge(key, ...keys).pexpire(key, this.retentionMs).pfcount(key),
+      this.redis
+        .multi()
+        .pfmerge(key, ...keys)
+        .pexpire(key, this.retentionMs)
+        .pfcount(key),
     );
     return { key, unique: Number(replies[2]) };
   }

@@ -29,8 +29,20 @@ export interface WriteBehindModuleOptions {
 
 const optionsSchema = z.strictObject({
   redis: z.strictObject({ url: redisUrlSchema }),
-  queueName: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 of A-Z, a-z, 0-9, _ and -').default(WRITE_BEHIND_QUEUE),
-  attempts: z.union([z.number(), z.string().regex(/^\s*\d+\s*$/).transform(Number)]).pipe(z.number().int().min(1).max(100)).default(12),
+  queueName: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,64}$/, 'must be 1 to 64 of A-Z, a-z, 0-9, _ and -')
+    .default(WRITE_BEHIND_QUEUE),
+  attempts: z
+    .union([
+      z.number(),
+      z
+        .string()
+        .regex(/^\s*\d+\s*$/)
+        .transform(Number),
+    ])
+    .pipe(z.number().int().min(1).max(100))
+    .default(12),
   backoff: durationSchema.default(200),
   commandTimeout: durationSchema.default(1_000),
 });
@@ -53,7 +65,6 @@ const SETTLE = `
 local current = redis.call('HGET', KEYS[1], ARGV[1])
 if current and string.match(current, '^{"v":(%d+),') == ARGV[2] then return redis.call('HDEL', KEYS[1], ARGV[1]) end
 return 0`;
-
 
 /**
  * The producer side of write-behind, on the queue Redis (`noeviction`, AOF: a queue must never
@@ -116,7 +127,9 @@ export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnAp
       timer = setTimeout(() => reject(new Error(`no answer in ${this.config.commandTimeout} ms`)), this.config.commandTimeout);
     });
     await Promise.race([this.queue.waitUntilReady(), timeout])
-      .catch((error: Error) => this.logger.warn(`queue Redis unreachable at start-up (${error.message}); writes fall back to write-through`))
+      .catch((error: Error) =>
+        this.logger.warn(`queue Redis unreachable at start-up (${error.message}); writes fall back to write-through`),
+      )
       .finally(() => clearTimeout(timer));
   }
 
@@ -147,21 +160,30 @@ export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnAp
     let version: number;
     try {
       version = Number(
-        await this.redis.eval(ACCEPT, 2, this.versionKey(job.namespace, job.key), this.pendingKey(job.namespace), job.key, serializeValue(value)),
+        await this.redis.eval(
+          ACCEPT,
+          2,
+          this.versionKey(job.namespace, job.key),
+          this.pendingKey(job.namespace),
+          job.key,
+          serializeValue(value),
+        ),
       );
     } catch (error) {
       throw new NotQueued(undefined, error);
     }
     const data: WriteBehindJob = { ...job, version };
-    await this.queue.add(job.entity, data, {
-      jobId: [this.keyPrefix, job.namespace, job.key, version].map((part) => keyPart(String(part))).join('.'),
-      attempts: this.config.attempts,
-      backoff: { type: 'exponential', delay: this.config.backoff, jitter: 0.5 },
-      removeOnComplete: true,
-      removeOnFail: false, // failed jobs stay: the dead-letter view
-    }).catch((error: unknown) => {
-      throw new NotQueued(version, error);
-    });
+    await this.queue
+      .add(job.entity, data, {
+        jobId: [this.keyPrefix, job.namespace, job.key, version].map((part) => keyPart(String(part))).join('.'),
+        attempts: this.config.attempts,
+        backoff: { type: 'exponential', delay: this.config.backoff, jitter: 0.5 },
+        removeOnComplete: true,
+        removeOnFail: false, // failed jobs stay: the dead-letter view
+      })
+      .catch((error: unknown) => {
+        throw new NotQueued(version, error);
+      });
     return version;
   }
 
@@ -177,7 +199,9 @@ export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnAp
   }
 
   /** Jobs that exhausted their retries (or could never be written), newest first. */
-  async deadLetters(limit = 100): Promise<Array<{ id?: string; data: WriteBehindJob; failedReason: string; attemptsMade: number; finishedOn?: number }>> {
+  async deadLetters(
+    limit = 100,
+  ): Promise<Array<{ id?: string; data: WriteBehindJob; failedReason: string; attemptsMade: number; finishedOn?: number }>> {
     if (!this.queue) return [];
     const jobs = await this.queue.getFailed(0, limit - 1);
     return jobs.map((job) => ({

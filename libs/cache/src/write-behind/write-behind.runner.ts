@@ -21,7 +21,10 @@ export class WriteBehindRunner {
    * `'superseded'`: a newer write of the key is pending (or already persisted), this one is
    * skipped. `'gone'`: nothing to write to; the caller should fail the job without retries.
    */
-  async run(job: WriteBehindJob, persist: (value: unknown, version: number) => Promise<PersistOutcome>): Promise<'written' | 'superseded' | 'gone'> {
+  async run(
+    job: WriteBehindJob,
+    persist: (value: unknown, version: number) => Promise<PersistOutcome>,
+  ): Promise<'written' | 'superseded' | 'gone'> {
     const pending = await this.queue.pending(job.namespace, job.key);
     if (!pending || pending.version !== job.version) {
       this.queue.count('superseded');

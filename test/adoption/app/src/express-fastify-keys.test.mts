@@ -21,9 +21,7 @@ class CatalogController {
 }
 
 @Module({
-  imports: [
-    CacheModule.forRoot({ isGlobal: true, redis: { url: REDIS_URL }, keyPrefix: keyPrefixFor('express-fastify-keys'), l1: false }),
-  ],
+  imports: [CacheModule.forRoot({ isGlobal: true, redis: { url: REDIS_URL }, keyPrefix: keyPrefixFor('express-fastify-keys'), l1: false })],
   controllers: [CatalogController],
 })
 class AppModule {}

@@ -34,6 +34,10 @@ describe('CacheMetricsController', () => {
     const metrics = await request(`${running.url}/metrics`);
     assert.equal(metrics.status, 200, metrics.text.slice(0, 300));
     assert.match(metrics.contentType, /^text\/plain/, 'content type');
-    assert.match(metrics.text, /^cache_hits_total\{[^}]*namespace="http"[^}]*\} [1-9]/m, 'a cache_hits_total sample for namespace "http" counting the hit');
+    assert.match(
+      metrics.text,
+      /^cache_hits_total\{[^}]*namespace="http"[^}]*\} [1-9]/m,
+      'a cache_hits_total sample for namespace "http" counting the hit',
+    );
   });
 });

@@ -62,7 +62,10 @@ class PricingController {
   @EventPattern('item.merged')
   @CacheEvict({
     namespace: 'items',
-    keys: (data: { id: string; into: string }, result: { mergedInto: string }) => [`item:${keyPart(data.id)}`, `item:${keyPart(result.mergedInto)}`],
+    keys: (data: { id: string; into: string }, result: { mergedInto: string }) => [
+      `item:${keyPart(data.id)}`,
+      `item:${keyPart(result.mergedInto)}`,
+    ],
   })
   itemMerged(@Payload() data: { id: string; into: string }) {
     return { mergedInto: data.into };
@@ -126,7 +129,10 @@ describe('@Cacheable / @CacheEvict on a TCP microservice', () => {
     await send('item.get', { id: 'x1' });
     assert.equal(controller.calls.item, 1, 'cached before the event');
     await firstValueFrom(client.emit('item.changed', { id: 'x1' }).pipe(timeout(REQUEST_TIMEOUT_MS)), { defaultValue: undefined });
-    await eventually(async () => !(await cache.namespace('items').has('item:x1')), 'entry "item:x1" still cached after the item.changed event');
+    await eventually(
+      async () => !(await cache.namespace('items').has('item:x1')),
+      'entry "item:x1" still cached after the item.changed event',
+    );
     const callsBefore = controller.calls.item;
     await send('item.get', { id: 'x1' });
     assert.equal(controller.calls.item, callsBefore + 1, 'the next message runs the handler again');
@@ -138,7 +144,9 @@ describe('@Cacheable / @CacheEvict on a TCP microservice', () => {
       await send('item.get', { id });
       assert.equal(await items.has(`item:${id}`), true, `item:${id} cached before the event`);
     }
-    await firstValueFrom(client.emit('item.merged', { id: 'm1', into: 'm2' }).pipe(timeout(REQUEST_TIMEOUT_MS)), { defaultValue: undefined });
+    await firstValueFrom(client.emit('item.merged', { id: 'm1', into: 'm2' }).pipe(timeout(REQUEST_TIMEOUT_MS)), {
+      defaultValue: undefined,
+    });
     await eventually(async () => !(await items.has('item:m1')), 'key from the data (item:m1) still cached after the item.merged event');
     await eventually(async () => !(await items.has('item:m2')), 'key from the result (item:m2) still cached after the item.merged event');
   });

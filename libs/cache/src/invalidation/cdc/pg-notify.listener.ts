@@ -70,7 +70,11 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     if (this.stopped) return;
     // `pg` is an optional peer dependency: only apps that use CDC load it.
     const { default: postgres } = await import('pg');
-    const client = new postgres.Client({ connectionString: this.options.connectionString, application_name: 'cachekit-cdc', keepAlive: true });
+    const client = new postgres.Client({
+      connectionString: this.options.connectionString,
+      application_name: 'cachekit-cdc',
+      keepAlive: true,
+    });
     this.client = client;
     let lost = false;
     const onLost = (error?: Error) => {
@@ -140,7 +144,8 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   }
 
   private async apply(invalidations: CdcInvalidation | readonly CdcInvalidation[] | undefined): Promise<void> {
-    const list: readonly CdcInvalidation[] = invalidations === undefined ? [] : Array.isArray(invalidations) ? invalidations : [invalidations as CdcInvalidation];
+    const list: readonly CdcInvalidation[] =
+      invalidations === undefined ? [] : Array.isArray(invalidations) ? invalidations : [invalidations as CdcInvalidation];
     for (const { namespace, ...what } of list) {
       try {
         await this.cache.namespace(namespace).invalidate(what, 'cdc');

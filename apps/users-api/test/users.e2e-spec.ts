@@ -1,3 +1,4 @@
+import { CacheService } from '@cachekit/cache';
 import { DataSource as AppDataSource } from 'typeorm';
 import { startUsersApi } from './users-app.js';
 
@@ -201,6 +202,24 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
     const user = await createUser('private@example.com', 'Private');
     await api.http().get(`/users/${user.id}`).expect(200);
     const withToken = await api.http().get(`/users/${user.id}`).set('Authorization', 'Bearer someone').expect(200);
-    expect(withToken.headers['x-cache']).toBeUndefined();
+    expect(withToken.headers['x-cache']).toBe('BYPASS');
+    const withApiKey = await api.http().get(`/users/${user.id}`).set('X-Api-Key', 'k').expect(200);
+    expect(withApiKey.headers['x-cache']).toBe('BYPASS');
+  });
+
+  it('keeps one entry per page however the query spells it (no cache busting)', async () => {
+    await createUser('page-a@example.com', 'Page A');
+    const loads = async () =>
+      Number(/cache_loads_total\{namespace="users",outcome="success"\} (\d+)/.exec((await api.app.get(CacheService).metrics()).body)?.[1] ?? 0);
+    await api.http().get('/users?limit=7&offset=3').expect(200);
+    const before = await loads();
+    const answers = [];
+    for (const query of ['limit=7&offset=3', 'limit=007&offset=3', 'offset=3&limit=7', 'offset=03&limit=7']) {
+      answers.push((await api.http().get(`/users?${query}`).expect(200)).headers['x-cache']);
+    }
+    expect(answers).toEqual(['HIT', 'HIT', 'HIT', 'HIT']);
+    expect(await loads()).toBe(before);
+    // A bad page is refused by the handler, never cached.
+    await api.http().get('/users?limit=abc').expect(400);
   });
 });

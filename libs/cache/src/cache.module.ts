@@ -21,7 +21,7 @@ import { CacheInterceptor } from './interceptors/cache.interceptor.js';
     CacheInterceptor,
     CachedMethodsExplorer,
   ],
-  // CacheRuntime is for the optional parts of this package (/cdc, /write-behind, /health), not part of the API.
-  exports: [CacheRuntime, CacheService, CacheInterceptor],
+  // CACHE_CONFIG and CacheRuntime are for the interceptor and the optional parts of this package (/cdc, /write-behind, /health), not part of the API.
+  exports: [CACHE_CONFIG, CacheRuntime, CacheService, CacheInterceptor],
 })
 export class CacheModule extends ConfigurableCacheModule {}

@@ -34,6 +34,35 @@ export interface CacheModuleOptions {
    * `CacheMetricsController` and `cache.metrics()`, so that two apps in one process never collide.
    */
   metrics?: { registry?: Registry };
+  /**
+   * Largest value stored, in bytes of its serialized form (default 1 MiB). A larger one is served
+   * but not cached (counted in `cache_entries_too_large_total`, logged once per interval).
+   */
+  maxEntrySize?: number | string;
+  /** How `@Cacheable` HTTP routes tell principals apart and key responses. */
+  http?: HttpCacheOptions;
+}
+
+export interface HttpCacheOptions {
+  /**
+   * Request headers that carry credentials: a request with any of them (or with `request.user`
+   * set by a guard, or a client certificate) is never served a shared response. Default
+   * `authorization`, `proxy-authorization`, `cookie`, `x-api-key`, `x-auth-token`.
+   */
+  credentialHeaders?: readonly string[];
+  /**
+   * Who is asking, for `vary: 'user'` routes: a stable id of the principal, or `undefined` to
+   * fall back to `request.user.id` / `.sub`, then a hash of the credentials.
+   */
+  principal?: (request: any) => string | undefined;
+  /**
+   * Key responses by `request.hostname` (no port) as well. Off by default: the client controls
+   * the Host header (behind a proxy, only as far as the framework's trust-proxy setting allows),
+   * so it could fill the cache with copies. Host params of `@Controller({ host })` always count.
+   */
+  keyByHost?: boolean;
+  /** Request headers every cached route's responses vary by (content negotiation, e.g. `accept-language`). */
+  varyHeaders?: readonly string[];
 }
 
 /** The validated module options, durations in milliseconds. */
@@ -48,7 +77,13 @@ export interface CacheConfig {
   connectTimeoutMs: number;
   namespaces: Record<string, NamespaceDefaults>;
   metricsRegistry?: Registry;
+  maxEntryBytes: number;
+  http: { credentialHeaders: readonly string[]; principal?: (request: any) => string | undefined; keyByHost: boolean; varyHeaders: readonly string[] };
 }
+
+export const DEFAULT_CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token'] as const;
+
+const headerNames = z.array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be HTTP header names').transform((name) => name.toLowerCase()));
 
 /** A duration option: milliseconds, or a string such as `'30s'` (what a config service hands out). */
 export const durationSchema = z.unknown().transform((value, ctx) => {
@@ -125,6 +160,15 @@ const schema = z.strictObject({
         .optional(),
     })
     .default({}),
+  maxEntrySize: countSchema.default(1024 * 1024),
+  http: z
+    .strictObject({
+      credentialHeaders: headerNames.default([...DEFAULT_CREDENTIAL_HEADERS]),
+      principal: z.custom<(request: unknown) => string | undefined>((f) => typeof f === 'function', 'a function').optional(),
+      keyByHost: z.boolean().default(false),
+      varyHeaders: headerNames.default([]),
+    })
+    .default({ credentialHeaders: [...DEFAULT_CREDENTIAL_HEADERS], keyByHost: false, varyHeaders: [] }),
 });
 
 /**
@@ -159,6 +203,8 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     connectTimeoutMs: o.connectTimeout,
     namespaces: o.namespaces as Record<string, NamespaceDefaults>,
     metricsRegistry: o.metrics.registry,
+    maxEntryBytes: o.maxEntrySize,
+    http: o.http,
   };
 }
 

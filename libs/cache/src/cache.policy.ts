@@ -1,6 +1,7 @@
 import { CacheError } from './cache.errors.js';
 import { type Duration, toMilliseconds } from './duration.js';
 import type { EntryMeta } from './entry/envelope.js';
+import { isNegativeValue, Uncached } from './entry/http-response.js';
 
 export interface CacheEntryOptions<T = any> {
   /** How long the value is fresh. Default: the namespace's `ttl`, else the module's `defaultTtl`. */
@@ -149,7 +150,8 @@ export function entryMetaFor<T>(
   fallback: { ttlMs: number; negativeTtlMs: number },
   tagId: (tag: string) => string,
 ): EntryMeta | undefined {
-  const negative = value === null || value === undefined;
+  if (value instanceof Uncached) return undefined;
+  const negative = isNegativeValue(value);
   let ttl = negative ? (policy.negativeTtlMs ?? fallback.negativeTtlMs) : (policy.ttlMs ?? fallback.ttlMs);
   ttl -= Math.floor(ttl * policy.jitter * Math.random());
   if (ttl <= 0) return undefined;

@@ -27,6 +27,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   /** attached by `WriteBehindModule` (`@cachekit/cache/write-behind`) */
   writeBehind?: WriteBehindProducer;
   private readonly ownsRedis: boolean;
+  private tooLargeWarnedAt = 0;
 
   constructor(@Inject(CACHE_CONFIG) readonly config: CacheConfig) {
     if ('client' in config.redis) {
@@ -60,8 +61,12 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
       });
     }
     const bus = this.bus;
-    this.store = new TwoLevelStore(l1, new RedisLayer(this.redis, this.keys), config.l1 ? config.l1.maxTtlMs : 0, (message) =>
-      bus ? bus.publish(message) : Promise.resolve(),
+    this.store = new TwoLevelStore(
+      l1,
+      new RedisLayer(this.redis, this.keys),
+      config.l1 ? config.l1.maxTtlMs : 0,
+      (message) => (bus ? bus.publish(message) : Promise.resolve()),
+      { bytes: config.maxEntryBytes, tooLarge: (id, bytes) => this.entryTooLarge(id, bytes) },
     );
     this.metrics = new CacheMetrics(config.metricsRegistry ?? new Registry(), () => this.l1Size(), this.redis);
     this.loads = new LoadCoordinator(this.store, this.metrics);
@@ -90,6 +95,15 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     if (!this.ownsRedis) return;
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
     else this.redis.disconnect();
+  }
+
+  private entryTooLarge(id: string, bytes: number): void {
+    const namespace = id.slice(0, id.indexOf(':'));
+    this.metrics.tooLarge.inc({ namespace });
+    const now = Date.now();
+    if (now - this.tooLargeWarnedAt < 10_000) return; // one line per interval, the metric counts them all
+    this.tooLargeWarnedAt = now;
+    this.logger.warn(`not caching ${id}: ${bytes} bytes is over maxEntrySize (${this.config.maxEntryBytes}); served uncached`);
   }
 
   attachWriteBehind(producer: WriteBehindProducer): void {

@@ -4,7 +4,7 @@ import type { User, UserSettings } from '@cachekit/users-domain';
 import type { Response } from 'express';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import { UserIdPipe } from './user-id.pipe.js';
-import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey } from './users.cache-keys.js';
+import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey, usersPageKey } from './users.cache-keys.js';
 import {
   createUserSchema,
   type CreateUserInput,
@@ -24,6 +24,11 @@ import { type AcceptedSettings, UsersService } from './users.service.js';
 const keyOfUserInPath = (request: CacheableRequest): string | undefined => {
   const id = parseUserId(request.params?.id);
   return id === undefined ? undefined : userKey(id);
+};
+/** The page the query asks for, as the handler will parse it; none for a bad query, which the handler answers with 400. */
+const keyOfPage = (request: CacheableRequest): string | undefined => {
+  const page = listUsersSchema.safeParse(request.query ?? {});
+  return page.success ? usersPageKey(page.data) : undefined;
 };
 const keysOfUserInPath = (request: CacheableRequest): string[] => {
   const id = parseUserId(request.params?.id);
@@ -51,9 +56,9 @@ export class UsersController {
     return user;
   }
 
-  /** Each page is cached under its own key and tagged, so that any change to users evicts them all. */
+  /** Each page is cached under one key per parsed page and tagged, so that any change to users evicts them all. */
   @Get()
-  @Cacheable({ namespace: USERS_NAMESPACE, tags: [USERS_LIST_TAG] })
+  @Cacheable({ namespace: USERS_NAMESPACE, key: keyOfPage, tags: [USERS_LIST_TAG] })
   list(@Query(new ZodValidationPipe(listUsersSchema)) query: ListUsersQuery): Promise<User[]> {
     return this.users.list(query);
   }

@@ -16,10 +16,18 @@ export interface CacheableOptions<T = any> extends CacheEntryOptions<T> {
    */
   key?: string | ((...args: any[]) => string | undefined);
   /**
-   * HTTP only. A request with an `Authorization` header or a cookie is never served a shared
-   * response: with `'user'` it is cached per principal, otherwise it is not cached at all.
+   * HTTP only. A request with credentials (a credential header such as `Authorization`, a
+   * cookie or `X-Api-Key`, a `request.user` set by a guard, a client certificate) is never served
+   * a shared response: with `'user'` it is cached per principal, otherwise not cached at all
+   * (`X-Cache: BYPASS`).
    */
   vary?: 'none' | 'user';
+  /**
+   * HTTP only. Request headers this route's responses vary by (content negotiation:
+   * `accept-language`, ...): their values are part of the key. A response whose `Vary` names a
+   * header that is not listed here (or in the module's `http.varyHeaders`) is not stored.
+   */
+  varyHeaders?: readonly string[];
   /** HTTP only. Default `['GET', 'HEAD']`. */
   methods?: readonly string[];
 }

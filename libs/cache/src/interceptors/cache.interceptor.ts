@@ -12,42 +12,59 @@ import {
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
-import { lastValueFrom, mergeMap, type Observable, of } from 'rxjs';
-import { CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHE_STATUS_HEADER, CACHEABLE_METADATA } from '../cache.constants.js';
+import { from, lastValueFrom, mergeMap, type Observable, of } from 'rxjs';
+import { CACHE_CONFIG, CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHE_STATUS_HEADER, CACHEABLE_METADATA } from '../cache.constants.js';
 import { CacheError } from '../cache.errors.js';
+import type { CacheConfig } from '../cache.options.js';
 import { CacheService } from '../cache.service.js';
 import type { CacheEvictOptions } from '../decorators/cache-evict.decorator.js';
 import { evictFor, putFor } from '../decorators/cache-eviction.js';
 import type { CachePutOptions } from '../decorators/cache-put.decorator.js';
 import type { CacheableOptions } from '../decorators/cacheable.decorator.js';
+import { isResponseRecord, RESPONSE_MARK, type ResponseRecord, Uncached } from '../entry/http-response.js';
 import { keyPart } from '../keys/key-part.js';
-import { setResponseHeader } from './http-response.js';
+import { canonical, canonicalPairs } from '../keys/canonical.js';
+import { getResponseHeader, setResponseHeader } from './http-response.js';
+import { whyNotStorable } from './storable.js';
+import { toWireBody } from './wire-body.js';
 
 /** Minimal view of an HTTP request (Express or Fastify). */
 export interface CacheableRequest {
   method: string;
   url: string;
-  route?: { path?: string };
+  hostname?: string;
   params?: Record<string, string>;
   query?: Record<string, unknown>;
   headers: Record<string, string | string[] | undefined>;
-  user?: { id?: unknown; sub?: unknown };
+  /** set by a guard or a passport strategy: a principal, so never a shared response */
+  user?: unknown;
+  /** host params of `@Controller({ host })`, set by Nest's router */
+  hosts?: Record<string, string>;
 }
 
+/** The format of default HTTP keys: a fleet in the middle of an upgrade never reads another's. */
+const HTTP_KEY_FORMAT = 'h1';
 const HTTP_NAMESPACE = 'http';
 const RPC_NAMESPACE = 'rpc';
+const DEFAULT_METHODS = ['GET', 'HEAD'];
 /** Where `@MessagePattern` / `@EventPattern` keep their pattern (the handler's metadata, on every transport). */
 const MICROSERVICE_PATTERN_METADATA = 'microservices:pattern';
-const DEFAULT_METHODS = ['GET', 'HEAD'];
+/** Nest's metadata: `@Version()` of a handler or controller, `@Res()`/`@Next()` params, their passthrough flag. */
+const VERSION_METADATA = '__version__';
+const ROUTE_ARGS_METADATA = '__routeArguments__';
+const RESPONSE_PASSTHROUGH_METADATA = '__responsePassthrough__';
+const RESPONSE_PARAM = 1;
+const NEXT_PARAM = 2;
+/** Representation headers a hit replays as the miss sent them. */
+const REPLAYED_HEADERS = ['content-type', 'content-language', 'content-disposition'];
 
-/** The handler's own failure, told apart from a failure of the cache. */
+/** The handler's own failure, told apart from a failure of the cache. Fail-safe covers only real failures. */
 class HandlerFailure {
-  constructor(readonly error: unknown) {}
-}
+  readonly failSafe: boolean;
 
-/** The handler answered with nothing: send that, but do not cache it (it would read as "not found"). */
-class EmptyResult {
-  constructor(readonly value: unknown) {}
+  constructor(readonly error: unknown) {
+    this.failSafe = !(error instanceof HttpException && error.getStatus() < 500);
+  }
 }
 
 /** The argument lists of executions a `CacheInterceptor` already took: one per request, however many are bound. */
@@ -56,17 +73,20 @@ const claimed = new WeakSet<object>();
 /**
  * Serves `@Cacheable` handlers (HTTP routes and RPC message handlers) from the cache and carries
  * out `@CachePut` and `@CacheEvict`. Bound any number of times (globally, on the class, by the
- * decorators), it acts once per request. A failing cache never fails the request: the handler
- * runs as if there were no cache. Subclass and override `trackBy`, `isRequestCacheable` or
- * `principalOf` to change the policy.
+ * decorators), it acts once per request. Over HTTP it is a shared cache (RFC 9111): it never
+ * serves one principal's response to another, and stores only responses that may be shared.
+ * A failing cache never fails the request, and the handler runs at most once per request.
+ * Subclass and override `trackBy`, `isRequestCacheable` or `principalOf` to change the policy.
  */
 @Injectable()
 export class CacheInterceptor implements NestInterceptor {
   protected readonly logger = new Logger('CacheInterceptor');
+  private readonly warned = new Set<string>();
 
   constructor(
     @Inject(CacheService) protected readonly cache: CacheService,
     @Inject(Reflector) protected readonly reflector: Reflector,
+    @Inject(CACHE_CONFIG) protected readonly config: CacheConfig,
   ) {}
 
   async intercept(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
@@ -80,31 +100,78 @@ export class CacheInterceptor implements NestInterceptor {
 
   private async interceptHttp(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
     const request = context.switchToHttp().getRequest<CacheableRequest>();
-    const writes = this.afterWrites(context, next, [request], `${request.method} ${request.url}`, HTTP_NAMESPACE);
+    const response: unknown = context.switchToHttp().getResponse();
+    const label = `${request.method} ${request.url}`;
+    const writes = this.afterWrites(context, next, [request], label, HTTP_NAMESPACE);
     if (writes) return writes;
     const options = this.optionsOf(context);
     if (!options || !this.isRequestCacheable(request, options)) return next.handle();
+    // The handler sends its own response: the cache could neither see nor replay it.
+    if (respondsItself(context)) return next.handle();
+
+    let principal: string | undefined;
+    if (this.hasCredentials(request)) {
+      principal = options.vary === 'user' ? this.principalOf(request) : undefined;
+      if (principal === undefined) {
+        setResponseHeader(response, CACHE_STATUS_HEADER, 'BYPASS');
+        return next.handle();
+      }
+    }
 
     let key: string | undefined;
     try {
       key = this.trackBy(request, options, context);
+      if (key !== undefined && principal !== undefined) key += `|user=${principal}`;
     } catch (error) {
-      this.logger.warn(`no cache key for ${request.method} ${request.url}: ${(error as Error).message}`);
+      this.logger.warn(`no cache key for ${label}: ${(error as Error).message}`);
     }
     if (key === undefined) return next.handle();
 
-    let notFound: unknown;
+    // What this request's own handler run gave, so that nothing makes it run twice.
+    let ran: Promise<unknown> | undefined;
+    const loader = async (): Promise<unknown> => {
+      ran = lastValueFrom(next.handle(), { defaultValue: undefined });
+      let result: unknown;
+      try {
+        result = await ran;
+      } catch (error) {
+        if (isNotFound(error)) return notFoundRecord(error as HttpException);
+        throw new HandlerFailure(error);
+      }
+      if (result === null || result === undefined) return new Uncached(result); // null would read as "not found"
+      const keyedHeaders = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
+      const refusal = whyNotStorable(response, result, principal !== undefined, keyedHeaders);
+      if (refusal) {
+        if (refusal.warn) this.warnOnce(`${context.getClass().name}.${context.getHandler().name}`, refusal.reason);
+        return new Uncached(result);
+      }
+      const body = await toWireBody(result, this.reflector, context);
+      ran = Promise.resolve(body);
+      return withRepresentation(response, body);
+    };
+
     try {
-      const { value, status } = await this.lookup(key, options, HTTP_NAMESPACE, next, (error) => {
-        if (!isNotFound(error)) return false;
-        notFound = error;
-        return true;
-      });
-      this.setStatusHeader(context, status);
-      if (value === null) throw notFound ?? new NotFoundException();
-      return of(value);
+      const namespace = this.cache.namespace(options.namespace ?? HTTP_NAMESPACE);
+      const { value, status } = await namespace.getOrSetWithStatus(key, loader, options);
+      if (value instanceof Uncached) {
+        // Not stored: only the request whose handler produced it may have it.
+        setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
+        if (ran === undefined) return next.handle();
+        return of(value.value);
+      }
+      setResponseHeader(response, CACHE_STATUS_HEADER, status);
+      return of(replay(response, value));
     } catch (error) {
-      return this.afterFailure(error, next, `${request.method} ${request.url}`, () => this.setStatusHeader(context, 'MISS'));
+      if (error instanceof HandlerFailure) throw error.error;
+      if (error instanceof HttpException) throw error;
+      if (ran !== undefined) {
+        // The handler ran (or still runs) for this request: answer with its outcome, never run it again.
+        setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
+        return from(ran);
+      }
+      if (error instanceof CacheError && error.code === 'CACHE_LOADER_TIMEOUT') throw new GatewayTimeoutException(error.message);
+      this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
+      return next.handle();
     }
   }
 
@@ -122,11 +189,25 @@ export class CacheInterceptor implements NestInterceptor {
       this.logger.warn(`no cache key for ${label}: ${(error as Error).message}`);
     }
     if (key === undefined) return next.handle();
+    let ran: Promise<unknown> | undefined;
+    const loader = async (): Promise<unknown> => {
+      ran = lastValueFrom(next.handle(), { defaultValue: undefined });
+      let result: unknown;
+      try {
+        result = await ran;
+      } catch (error) {
+        throw new HandlerFailure(error);
+      }
+      return result === null || result === undefined ? new Uncached(result) : result;
+    };
     try {
-      const { value } = await this.lookup(key, options, RPC_NAMESPACE, next, () => false);
-      return of(value);
+      const { value } = await this.cache.namespace(options.namespace ?? RPC_NAMESPACE).getOrSetWithStatus(key, loader, options);
+      return of(value instanceof Uncached ? value.value : value);
     } catch (error) {
-      return this.afterFailure(error, next, label, () => undefined);
+      if (error instanceof HandlerFailure) throw error.error;
+      if (ran !== undefined) return from(ran);
+      this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
+      return next.handle();
     }
   }
 
@@ -154,84 +235,63 @@ export class CacheInterceptor implements NestInterceptor {
     return this.reflector.getAllAndOverride<CacheableOptions | undefined>(CACHEABLE_METADATA, [context.getHandler(), context.getClass()]);
   }
 
-  /** The handler as the cache's loader; `isNegative` says which handler errors mean "not found" (cached as null). */
-  private lookup(
-    key: string,
-    options: CacheableOptions,
-    defaultNamespace: string,
-    next: CallHandler,
-    isNegative: (error: unknown) => boolean,
-  ) {
-    const namespace = this.cache.namespace(options.namespace ?? defaultNamespace);
-    return namespace.getOrSetWithStatus(
-      key,
-      async () => {
-        try {
-          const result = await lastValueFrom(next.handle(), { defaultValue: undefined });
-          if (result === null || result === undefined) throw new EmptyResult(result);
-          return result;
-        } catch (error) {
-          if (error instanceof EmptyResult) throw error;
-          if (isNegative(error)) return null;
-          throw new HandlerFailure(error);
-        }
-      },
-      options,
-    );
-  }
-
-  private afterFailure(error: unknown, next: CallHandler, label: string, onEmpty: () => void): Observable<unknown> {
-    if (error instanceof HandlerFailure) throw error.error;
-    if (error instanceof EmptyResult) {
-      onEmpty();
-      return of(error.value);
-    }
-    if (error instanceof HttpException) throw error;
-    // The handler is still running (its load continues in the background): do not run it twice.
-    if (error instanceof CacheError && error.code === 'CACHE_LOADER_TIMEOUT') throw new GatewayTimeoutException(error.message);
-    this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
-    return next.handle();
-  }
-
-  /** GET and HEAD by default; requests with credentials only when the response varies by user. */
+  /** GET and HEAD by default. */
   protected isRequestCacheable(request: CacheableRequest, options: CacheableOptions): boolean {
     const methods = options.methods ?? DEFAULT_METHODS;
-    if (!methods.includes(request.method.toUpperCase())) return false;
-    return options.vary === 'user' || !this.hasCredentials(request);
+    return methods.includes(request.method.toUpperCase());
   }
 
   /**
-   * The cache key. Default: the handler (controller and method), the path params and the query,
-   * each value typed (a string never equals an array), the same on Express and Fastify; plus
-   * the principal when the route varies by user.
+   * The cache key (the principal is appended by the caller). Default: a format version, the
+   * method, the handler (controller, method, declared version), the host params of
+   * `@Controller({ host })` (and the hostname with `http.keyByHost`), the vary headers, the path
+   * params and the query, each value typed (a string never equals an array); the same on
+   * Express and Fastify.
    */
   protected trackBy(request: CacheableRequest, options: CacheableOptions, context?: ExecutionContext): string | undefined {
-    let key: string | undefined;
-    if (typeof options.key === 'function') key = options.key(request);
-    else if (typeof options.key === 'string') key = options.key;
-    else key = this.defaultKey(request, context);
-    if (key === undefined) return undefined;
-    if (options.vary === 'user' && this.hasCredentials(request)) key += `|user=${this.principalOf(request)}`;
-    return key;
+    if (typeof options.key === 'function') return options.key(request);
+    if (typeof options.key === 'string') return options.key;
+    return this.defaultKey(request, options, context);
   }
 
-  /** Who is asking: the authenticated user's id when a guard set one, else a hash of the credentials. */
-  protected principalOf(request: CacheableRequest): string {
-    const id = request.user?.id ?? request.user?.sub;
-    if (id !== undefined && id !== null) return `id:${keyPart(String(id))}`;
-    const credentials = `${header(request, 'authorization')}\n${header(request, 'cookie')}`;
-    return `h:${createHash('sha256').update(credentials).digest('base64url').slice(0, 32)}`;
+  /** Who is asking: `http.principal`, else the user a guard set (`id`, `sub`, else all of it), else the credentials. */
+  protected principalOf(request: CacheableRequest): string | undefined {
+    const custom = this.config.http.principal?.(request);
+    if (custom !== undefined) return `p:${keyPart(custom)}`;
+    const user = request.user;
+    if (user !== undefined && user !== null) {
+      const id = typeof user === 'object' ? ((user as { id?: unknown }).id ?? (user as { sub?: unknown }).sub) : user;
+      if (typeof id === 'string' || typeof id === 'number' || typeof id === 'bigint') return `id:${keyPart(String(id))}`;
+      return `u:${digest(canonical(user))}`;
+    }
+    const credentials = [...this.config.http.credentialHeaders.map((name) => header(request, name)), clientCertificate(request) ?? ''];
+    return `h:${digest(credentials.join('\n'))}`;
   }
 
+  /** Credential headers, a user set by a guard, or a client certificate: when unsure, do not share. */
   protected hasCredentials(request: CacheableRequest): boolean {
-    return header(request, 'authorization') !== '' || header(request, 'cookie') !== '';
+    if (request.user !== undefined && request.user !== null) return true;
+    if (this.config.http.credentialHeaders.some((name) => header(request, name) !== '')) return true;
+    return clientCertificate(request) !== undefined;
   }
 
-  private defaultKey(request: CacheableRequest, context?: ExecutionContext): string {
-    const handler = context ? `${context.getClass().name}.${context.getHandler().name}` : keyPart(request.url.split('?')[0]);
+  private defaultKey(request: CacheableRequest, options: CacheableOptions, context?: ExecutionContext): string {
     // A HEAD is answered from the GET's entry (RFC 9111 section 4.3.5).
     const method = request.method.toUpperCase() === 'HEAD' ? 'GET' : request.method.toUpperCase();
-    return `${method}|${handler}|${canonicalPairs(request.params ?? {})}|${canonicalPairs(request.query ?? {})}`;
+    const parts = [HTTP_KEY_FORMAT, method];
+    if (context) {
+      const handler = context.getHandler();
+      const version = this.reflector.getAllAndOverride<unknown>(VERSION_METADATA, [handler, context.getClass()]);
+      parts.push(`${context.getClass().name}.${handler.name}${version === undefined ? '' : `@${keyPart(canonical(version))}`}`);
+    } else {
+      parts.push(keyPart(request.url.split('?')[0]));
+    }
+    parts.push(canonicalPairs(request.hosts ?? {}));
+    if (this.config.http.keyByHost) parts.push(keyPart((request.hostname ?? '').replace(/:\d+$/, '').toLowerCase()));
+    const vary = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
+    if (vary.length) parts.push(canonicalPairs(Object.fromEntries(vary.map((name) => [name, header(request, name)]))));
+    parts.push(canonicalPairs(request.params ?? {}), canonicalPairs(request.query ?? {}));
+    return parts.join('|');
   }
 
   /** The message pattern of an RPC handler, as `@MessagePattern`/`@EventPattern` declared it. */
@@ -242,9 +302,49 @@ export class CacheInterceptor implements NestInterceptor {
     return typeof pattern === 'string' ? keyPart(pattern) : canonical(pattern);
   }
 
-  private setStatusHeader(context: ExecutionContext, status: string): void {
-    setResponseHeader(context.switchToHttp().getResponse(), CACHE_STATUS_HEADER, status);
+  private warnOnce(handler: string, reason: string): void {
+    const id = `${handler}:${reason}`;
+    if (this.warned.has(id) || this.warned.size > 1_000) return;
+    this.warned.add(id);
+    this.logger.warn(`${handler}: response not cached: ${reason}`);
   }
+}
+
+/** The stored form of a miss: the body itself, or a record when headers must be replayed with it. */
+function withRepresentation(response: unknown, body: unknown): unknown {
+  const headers: Record<string, string> = {};
+  for (const name of REPLAYED_HEADERS) {
+    const value = getResponseHeader(response, name);
+    if (value !== undefined) headers[name] = value;
+  }
+  if (Object.keys(headers).length === 0 && !isResponseRecord(body)) return body;
+  const record: ResponseRecord = { [RESPONSE_MARK]: 1, h: headers, b: body };
+  return record;
+}
+
+function notFoundRecord(error: HttpException): ResponseRecord {
+  return { [RESPONSE_MARK]: 1, s: HttpStatus.NOT_FOUND, b: error.getResponse() };
+}
+
+/** The body of a stored response, its headers set again; a cached 404 is thrown with its body. */
+function replay(response: unknown, value: unknown): unknown {
+  if (value === null) throw new NotFoundException(); // a "not found" stored by a service or an earlier version
+  if (!isResponseRecord(value)) return value;
+  if (value.s === HttpStatus.NOT_FOUND) throw new HttpException(value.b as string | Record<string, unknown>, HttpStatus.NOT_FOUND);
+  for (const [name, headerValue] of Object.entries(value.h ?? {})) setResponseHeader(response, name, headerValue);
+  return value.b;
+}
+
+/** `@Res()` or `@Next()` without `passthrough`: Nest leaves sending to the handler. */
+function respondsItself(context: ExecutionContext): boolean {
+  const type = context.getClass();
+  const name = context.getHandler().name;
+  const params = (Reflect.getMetadata(ROUTE_ARGS_METADATA, type, name) ?? {}) as Record<string, unknown>;
+  const takesResponse = Object.keys(params).some((id) => {
+    const paramType = Number(id.split(':')[0]);
+    return paramType === RESPONSE_PARAM || paramType === NEXT_PARAM;
+  });
+  return takesResponse && Reflect.getMetadata(RESPONSE_PASSTHROUGH_METADATA, type, name) !== true;
 }
 
 function isNotFound(error: unknown): boolean {
@@ -256,27 +356,15 @@ function header(request: CacheableRequest, name: string): string {
   return Array.isArray(value) ? value.join(',') : (value ?? '');
 }
 
-/**
- * `name=value` pairs sorted by name. A string is written as is (encoded); anything else (a
- * repeated query parameter's array) as `~` and its JSON, which no encoded string starts with:
- * `?a=1&a=2` and `?a=["1","2"]` never share a key.
- */
-function canonicalPairs(record: Record<string, unknown>): string {
-  return Object.keys(record)
-    .sort()
-    .map((name) => {
-      const value = record[name];
-      return `${keyPart(name)}=${typeof value === 'string' ? keyPart(value) : `~${keyPart(canonical(value))}`}`;
-    })
-    .join('&');
+/** The SHA-256 fingerprint of a verified TLS client certificate, if the request came with one. */
+function clientCertificate(request: CacheableRequest): string | undefined {
+  const socket = ((request as { raw?: { socket?: unknown } }).raw?.socket ?? (request as { socket?: unknown }).socket) as
+    | { authorized?: boolean; getPeerCertificate?: () => { fingerprint256?: string } | undefined }
+    | undefined;
+  if (typeof socket?.getPeerCertificate !== 'function') return undefined;
+  return socket.getPeerCertificate()?.fingerprint256 || (socket.authorized ? 'authorized' : undefined);
 }
 
-/** JSON with object keys sorted, so that equal payloads give equal keys whatever their key order. */
-function canonical(value: unknown): string {
-  return (
-    JSON.stringify(value, (_key, node: unknown) => {
-      if (node === null || typeof node !== 'object' || Array.isArray(node)) return node;
-      return Object.fromEntries(Object.entries(node).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
-    }) ?? 'undefined'
-  );
+function digest(text: string): string {
+  return createHash('sha256').update(text).digest('base64url').slice(0, 32);
 }

@@ -48,7 +48,20 @@ export class TwoLevelStore {
     readonly l2: RedisLayer,
     private readonly l1MaxTtlMs: number,
     private readonly announce: (message: InvalidationMessage) => Promise<void> = async () => undefined,
+    /** values whose serialized form is larger are served but never stored; `tooLarge` is told */
+    private readonly maxEntry: { bytes: number; tooLarge: (id: string, bytes: number) => void } = { bytes: Infinity, tooLarge: () => undefined },
   ) {}
+
+  /** The serialized value, or `undefined` (and the owner told) when it is over the entry size limit. */
+  private serializeWithin(id: string, value: unknown): string | undefined {
+    const raw = serializeValue(value);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: count bytes only when it could matter.
+    if (raw.length * 3 <= this.maxEntry.bytes) return raw;
+    const bytes = Buffer.byteLength(raw);
+    if (bytes <= this.maxEntry.bytes) return raw;
+    this.maxEntry.tooLarge(id, bytes);
+    return undefined;
+  }
 
   readLocal(id: string, now = Date.now()): StoredValue | undefined {
     const item = this.l1?.get(id) as SlidingItem | undefined;
@@ -77,7 +90,9 @@ export class TwoLevelStore {
 
   /** Writes known truth to both levels (and ends any running load's lease in Redis). */
   async write(id: string, value: unknown, meta: EntryMeta, now = Date.now()): Promise<void> {
-    const raw = serializeValue(value);
+    const raw = this.serializeWithin(id, value);
+    // Too large to store: the older value must not stay in its place.
+    if (raw === undefined) return void (await this.delete([id]));
     this.changed(id);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
     if (!(await this.l2.set(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t))) this.deferDelete([id]);
@@ -90,7 +105,11 @@ export class TwoLevelStore {
    * Answers whether the value landed.
    */
   async writeLoaded(id: string, value: unknown, meta: EntryMeta, lease: Lease | undefined, now = Date.now()): Promise<boolean> {
-    const raw = serializeValue(value);
+    const raw = this.serializeWithin(id, value);
+    if (raw === undefined) {
+      if (lease) await this.l2.releaseLease(id, lease.token);
+      return false;
+    }
     let filledL2 = false;
     if (lease) {
       const landed = await this.l2.setLeased(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], lease);

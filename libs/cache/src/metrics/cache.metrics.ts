@@ -28,6 +28,7 @@ export class CacheMetrics {
   readonly earlyRefreshes: Counter<'namespace'>;
   readonly lockWaits: Counter<'namespace'>;
   readonly invalidations: Counter<'namespace' | 'source'>;
+  readonly tooLarge: Counter<'namespace'>;
 
   constructor(
     readonly registry: Registry,
@@ -84,6 +85,12 @@ export class CacheMetrics {
       name: 'cache_invalidations_total',
       help: 'Invalidations, by namespace and source',
       labelNames: ['namespace', 'source'] as const,
+      registers: [registry],
+    });
+    this.tooLarge = new Counter({
+      name: 'cache_entries_too_large_total',
+      help: 'Values served but not stored because they exceed maxEntrySize',
+      labelNames: ['namespace'] as const,
       registers: [registry],
     });
     for (const [name, field, help] of REDIS_GAUGES) new RedisInfoGauge(name, help, registry, async () => (await figures())?.[field]);

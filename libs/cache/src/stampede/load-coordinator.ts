@@ -1,4 +1,4 @@
-import { Logger } from '@nestjs/common';
+import { HttpException, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { CacheError } from '../cache.errors.js';
@@ -161,6 +161,11 @@ export class LoadCoordinator {
       return { value, status: 'MISS' };
     } catch (error) {
       if (!stale) throw error;
+      if (!isFailure(error)) {
+        // The source answered (a 403, a 404): the stale value no longer holds, so it goes.
+        await this.store.delete([id]);
+        throw error;
+      }
       if (this.backoffUntil.size >= MAX_BACKOFFS) this.backoffUntil.clear(); // bounded: forgetting one only allows an early retry
       this.backoffUntil.set(id, Date.now() + policy.failSafeBackoffMs);
       if (!(error instanceof SoftTimeout)) this.warn(`loader for ${id} failed, serving stale: ${(error as Error).message}`);
@@ -262,6 +267,15 @@ export class LoadCoordinator {
     this.lastWarnAt = now;
     this.logger.warn(message);
   }
+}
+
+/**
+ * Whether fail-safe may cover this loader error: failures (a 5xx, a timeout, a lost connection)
+ * yes; answers of the source (an HttpException below 500, an error marked `failSafe: false`) never.
+ */
+function isFailure(error: unknown): boolean {
+  if (error instanceof HttpException) return error.getStatus() >= 500;
+  return (error as { failSafe?: unknown } | null)?.failSafe !== false;
 }
 
 /** `soft` rejects with SoftTimeout (serve stale), `hard` with CACHE_LOADER_TIMEOUT; the task keeps running. */

@@ -210,7 +210,9 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
   it('keeps one entry per page however the query spells it (no cache busting)', async () => {
     await createUser('page-a@example.com', 'Page A');
     const loads = async () =>
-      Number(/cache_loads_total\{namespace="users",outcome="success"\} (\d+)/.exec((await api.app.get(CacheService).metrics()).body)?.[1] ?? 0);
+      Number(
+        /cache_loads_total\{namespace="users",outcome="success"\} (\d+)/.exec((await api.app.get(CacheService).metrics()).body)?.[1] ?? 0,
+      );
     await api.http().get('/users?limit=7&offset=3').expect(200);
     const before = await loads();
     const answers = [];

@@ -78,12 +78,22 @@ export interface CacheConfig {
   namespaces: Record<string, NamespaceDefaults>;
   metricsRegistry?: Registry;
   maxEntryBytes: number;
-  http: { credentialHeaders: readonly string[]; principal?: (request: any) => string | undefined; keyByHost: boolean; varyHeaders: readonly string[] };
+  http: {
+    credentialHeaders: readonly string[];
+    principal?: (request: any) => string | undefined;
+    keyByHost: boolean;
+    varyHeaders: readonly string[];
+  };
 }
 
 export const DEFAULT_CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token'] as const;
 
-const headerNames = z.array(z.string().regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be HTTP header names').transform((name) => name.toLowerCase()));
+const headerNames = z.array(
+  z
+    .string()
+    .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be HTTP header names')
+    .transform((name) => name.toLowerCase()),
+);
 
 /** A duration option: milliseconds, or a string such as `'30s'` (what a config service hands out). */
 export const durationSchema = z.unknown().transform((value, ctx) => {

@@ -1,8 +1,8 @@
 /** `@cachekit/cache`: the module, the service, the decorators. Optional parts: `/health`, `/cdc`, `/write-behind`. */
 export { CacheModule } from './cache.module.js';
 export type { CacheModuleAsyncOptions } from './cache.module-definition.js';
-export type { CacheModuleOptions } from './cache.options.js';
-export { CACHE_ADMIN_TOKEN, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
+export type { CacheConfig, CacheModuleOptions, HttpCacheOptions } from './cache.options.js';
+export { CACHE_ADMIN_TOKEN, CACHE_CONFIG, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
 export { CacheService, CacheNamespace } from './cache.service.js';
 export type { InvalidationTargets } from './cache.service.js';
 export type { CacheEntryOptions, NamespaceDefaults } from './cache.policy.js';

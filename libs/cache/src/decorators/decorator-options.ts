@@ -32,7 +32,10 @@ export function validateDecoratorOptions(decorator: keyof typeof KNOWN, options:
     if (decorator === 'CachePut' && (typeof o.key === 'undefined' || typeof o.version !== 'function')) fail('key and version are required');
     if (o.vary !== undefined && o.vary !== 'none' && o.vary !== 'user')
       fail(`vary must be 'none' or 'user'; got ${JSON.stringify(o.vary)}`);
-    if (o.varyHeaders !== undefined && !(Array.isArray(o.varyHeaders) && o.varyHeaders.every((h) => typeof h === 'string' && /^[A-Za-z0-9-]+$/.test(h)))) {
+    if (
+      o.varyHeaders !== undefined &&
+      !(Array.isArray(o.varyHeaders) && o.varyHeaders.every((h) => typeof h === 'string' && /^[A-Za-z0-9-]+$/.test(h)))
+    ) {
       fail('varyHeaders must be a list of HTTP header names');
     }
     if (o.methods !== undefined && !(Array.isArray(o.methods) && o.methods.every((m) => typeof m === 'string' && /^[A-Za-z]+$/.test(m)))) {

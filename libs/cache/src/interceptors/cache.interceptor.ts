@@ -359,8 +359,7 @@ function header(request: CacheableRequest, name: string): string {
 /** The SHA-256 fingerprint of a verified TLS client certificate, if the request came with one. */
 function clientCertificate(request: CacheableRequest): string | undefined {
   const socket = ((request as { raw?: { socket?: unknown } }).raw?.socket ?? (request as { socket?: unknown }).socket) as
-    | { authorized?: boolean; getPeerCertificate?: () => { fingerprint256?: string } | undefined }
-    | undefined;
+    { authorized?: boolean; getPeerCertificate?: () => { fingerprint256?: string } | undefined } | undefined;
   if (typeof socket?.getPeerCertificate !== 'function') return undefined;
   return socket.getPeerCertificate()?.fingerprint256 || (socket.authorized ? 'authorized' : undefined);
 }

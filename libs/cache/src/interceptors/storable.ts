@@ -14,7 +14,12 @@ export interface Refusal {
  * does not hold, answers other than 2xx, or is a stream. `perPrincipal`: the entry is keyed by
  * the principal (`vary: 'user'`), a private cache.
  */
-export function whyNotStorable(response: unknown, result: unknown, perPrincipal: boolean, keyedHeaders: readonly string[]): Refusal | undefined {
+export function whyNotStorable(
+  response: unknown,
+  result: unknown,
+  perPrincipal: boolean,
+  keyedHeaders: readonly string[],
+): Refusal | undefined {
   if (isStream(result)) return { reason: 'a stream or binary body is sent as it is read, never stored', warn: true };
   const status = responseStatus(response);
   if (status !== undefined && (status < 200 || status > 299)) return { reason: `status ${status}`, warn: false };
@@ -24,7 +29,8 @@ export function whyNotStorable(response: unknown, result: unknown, perPrincipal:
     .split(',')
     .map((directive) => directive.trim().split('=')[0]);
   if (directives.includes('no-store') || directives.includes('no-cache')) return { reason: 'Cache-Control forbids it', warn: false };
-  if (directives.includes('private') && !perPrincipal) return { reason: 'Cache-Control: private, and the route is not per user', warn: false };
+  if (directives.includes('private') && !perPrincipal)
+    return { reason: 'Cache-Control: private, and the route is not per user', warn: false };
   const vary = (getResponseHeader(response, 'vary') ?? '')
     .toLowerCase()
     .split(',')

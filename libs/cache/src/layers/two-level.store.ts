@@ -49,7 +49,10 @@ export class TwoLevelStore {
     private readonly l1MaxTtlMs: number,
     private readonly announce: (message: InvalidationMessage) => Promise<void> = async () => undefined,
     /** values whose serialized form is larger are served but never stored; `tooLarge` is told */
-    private readonly maxEntry: { bytes: number; tooLarge: (id: string, bytes: number) => void } = { bytes: Infinity, tooLarge: () => undefined },
+    private readonly maxEntry: { bytes: number; tooLarge: (id: string, bytes: number) => void } = {
+      bytes: Infinity,
+      tooLarge: () => undefined,
+    },
   ) {}
 
   /** The serialized value, or `undefined` (and the owner told) when it is over the entry size limit. */

@@ -82,6 +82,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     });
     try {
       await Promise.race([this.redis.connect(), timeout]);
+      await this.checkEvictionPolicy();
     } catch (error) {
       this.logger.warn(`cache Redis unreachable at start-up (${(error as Error).message}); serving without L2 until it answers`);
     } finally {
@@ -104,6 +105,29 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     if (now - this.tooLargeWarnedAt < 10_000) return; // one line per interval, the metric counts them all
     this.tooLargeWarnedAt = now;
     this.logger.warn(`not caching ${id}: ${bytes} bytes is over maxEntrySize (${this.config.maxEntryBytes}); served uncached`);
+  }
+
+  /**
+   * An `allkeys-*` policy may evict keys without a TTL (leaderboards, unique counters) and the
+   * small keys that protect entries (version floors, tag stamps, hash tombstones): say so once.
+   * Managed Redis often refuses CONFIG: then say that it could not be checked.
+   */
+  private async checkEvictionPolicy(): Promise<void> {
+    let policy: string | undefined;
+    try {
+      const answer = (await this.redis.config('GET', 'maxmemory-policy')) as string[];
+      policy = answer[1];
+    } catch {
+      this.logger.log('could not read the cache Redis maxmemory-policy (CONFIG refused); eviction risks are not checked');
+      return;
+    }
+    if (policy?.startsWith('allkeys-')) {
+      this.logger.warn(
+        `cache Redis maxmemory-policy is ${policy}: under memory pressure it may evict leaderboards and unique counters ` +
+          '(keys without a TTL) and the keys that protect cached entries (version floors, tag stamps); ' +
+          'keep them on a Redis with volatile-* or noeviction where that matters',
+      );
+    }
   }
 
   attachWriteBehind(producer: WriteBehindProducer): void {

@@ -30,6 +30,27 @@ describe('CacheService against Redis', () => {
     await redis.quit();
   });
 
+  it('issue 11 item 9: with its version floor evicted, an older write-through still never replaces a newer cached row', async () => {
+    const cache = await makeCache({ l1: false });
+    const users = cache.namespace('floors');
+    await users.writeThrough('u:1', async () => ({ name: 'new', version: 5 }), { version: (u) => u.version });
+    await redis.unlink(`${prefix}~ver:floors:u:1`); // what allkeys-lfu does to a cold key
+    await users.writeThrough('u:1', async () => ({ name: 'old', version: 4 }), { version: (u) => u.version });
+    expect(await users.get('u:1')).toEqual({ name: 'new', version: 5 });
+  });
+
+  it('issue 10: a value over maxEntrySize is served but never stored, and the older copy goes', async () => {
+    const cache = await makeCache({ maxEntrySize: 1_000 });
+    await cache.set('big', 'small', { ttl: '1m' });
+    await cache.set('big', 'x'.repeat(2_000), { ttl: '1m' });
+    expect(await cache.get('big')).toBeUndefined();
+    expect(await redis.exists(`${prefix}default:big`)).toBe(0);
+    let loads = 0;
+    for (let i = 0; i < 2; i++) expect(await cache.getOrSet('huge', async () => (loads++, 'y'.repeat(2_000)))).toHaveLength(2_000);
+    expect(loads).toBe(2);
+    expect((await cache.metrics()).body).toMatch(/cache_entries_too_large_total\{namespace="default"\} 3/);
+  });
+
   it('sets, gets, has and deletes in both levels', async () => {
     const cache = await makeCache();
     await cache.set('a', { n: 1 }, { ttl: '1m' });
@@ -242,7 +263,7 @@ describe('CacheService against Redis', () => {
     expect(await users.get('list:1')).toBeUndefined();
     expect(await users.get('list:2')).toBeUndefined();
     expect(await users.get('other')).toBe('o');
-    expect(await redis.exists(`${prefix}~tag:users:list`)).toBe(0);
+    expect(await redis.exists(`${prefix}~tagz:users:list`)).toBe(0);
   });
 
   it('refuses bad module options with an error naming the option and the value', async () => {

@@ -193,11 +193,11 @@ export class CacheNamespace {
     }
     if (what.hashes?.length) {
       metrics.invalidations.inc({ namespace: this.name, source }, what.hashes.length);
-      deleted += await store.l2.deleteHashes(this.name, what.hashes);
+      deleted += await store.deleteHashes(this.name, what.hashes);
     }
     for (const pattern of what.hashPatterns ?? []) {
       metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'pattern' : source });
-      deleted += await store.l2.deleteHashesMatching(this.name, pattern.glob);
+      deleted += await store.deleteHashesMatching(this.name, pattern.glob);
     }
     for (const pattern of what.patterns ?? []) {
       loads.inflight.invalidateAll();
@@ -250,11 +250,21 @@ export class CacheNamespace {
     return new Leaderboard(this.runtime.redis, this.runtime.keys.structure('leaderboard', this.id(name)), { ttlMs });
   }
 
-  /** Objects stored as Redis hashes: read or update one field without rewriting the object; the TTL is kept. */
+  /**
+   * Objects stored as Redis hashes: read or update one field without rewriting the object; the
+   * TTL is kept. Behind the cache's circuit breaker: a failing Redis reads as a miss, and an
+   * object whose update Redis missed is deleted as soon as it answers.
+   */
   hash(options: { ttl: Duration }): HashCache {
+    const { store } = this.runtime;
     return new HashCache(this.runtime.redis, this.runtime.keys.hashPrefix(this.name), {
       ttlMs: toMilliseconds(options.ttl, 'hash ttl'),
       tombstonePrefix: this.runtime.keys.hashTombstonePrefix(this.name),
+      io: {
+        // Invalidations Redis missed run before any hash command: until then the hashes may be stale.
+        run: async (command, run, fallback) => ((await store.deferred.settled()) ? store.l2.run(command, run, fallback) : fallback),
+        lost: (id) => void store.deleteHashes(this.name, [id]),
+      },
     });
   }
 

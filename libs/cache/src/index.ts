@@ -27,6 +27,6 @@ export type { InvalidationSource } from './metrics/cache.metrics.js';
 export { Leaderboard } from './structures/leaderboard.js';
 export type { LeaderboardOptions, RankedMember } from './structures/leaderboard.js';
 export { HashCache } from './structures/hash-cache.js';
-export type { HashCacheOptions, HashObject } from './structures/hash-cache.js';
+export type { HashCacheIo, HashCacheOptions, HashObject } from './structures/hash-cache.js';
 export { UniqueCounter } from './structures/unique-counter.js';
 export type { UniqueCounterOptions } from './structures/unique-counter.js';

@@ -21,8 +21,9 @@ export class RedisKeys {
     return `${this.prefix}~ver:${id}`;
   }
 
+  /** a sorted set of the tag's entries, scored by when each expires (`~tagz`: not the older plain sets) */
   tag(tagId: string): string {
-    return `${this.prefix}~tag:${tagId}`;
+    return `${this.prefix}~tagz:${tagId}`;
   }
 
   /** when the tag was last invalidated (Redis time, ms): loads that started before it must not land */

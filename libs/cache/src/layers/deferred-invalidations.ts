@@ -30,6 +30,16 @@ export class DeferredInvalidations {
     return this.pending.length;
   }
 
+  /**
+   * Whether nothing waits for Redis (after trying to run what does): until then a read must not
+   * trust L2, which may still hold what these invalidations remove.
+   */
+  async settled(): Promise<boolean> {
+    if (this.pending.length === 0) return true;
+    await this.flush();
+    return this.pending.length === 0;
+  }
+
   /** Runs the waiting invalidations in order; stops at the first that fails (Redis is still away). */
   async flush(): Promise<void> {
     if (this.flushing) return;

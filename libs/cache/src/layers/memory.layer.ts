@@ -61,10 +61,10 @@ export class MemoryLayer {
     return deleted;
   }
 
-  deleteMatching(pattern: RegExp): number {
+  deleteMatching(matches: (key: string) => boolean): number {
     let deleted = 0;
     for (const key of [...this.lru.keys()]) {
-      if (pattern.test(key) && this.lru.delete(key)) deleted++;
+      if (matches(key) && this.lru.delete(key)) deleted++;
     }
     return deleted;
   }

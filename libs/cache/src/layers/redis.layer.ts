@@ -6,11 +6,17 @@ import { escapeGlob } from '../keys/key-part.js';
 import { DELETE_HASHES, HASH_TOMBSTONE_TTL_MS } from '../structures/hash-cache.js';
 import type { RedisKeys } from '../keys/redis-keys.js';
 
-// Adds KEYS[1] to each tag set in KEYS[from..to] and keeps each set alive at least `ttl` ms.
+// Adds KEYS[1] to each tag index in KEYS[from..to], scored by when the entry expires, drops the
+// members that expired already (so an index stays proportional to its live entries however
+// often it is written), and keeps each index alive at least `ttl` ms.
 const INDEX_TAGS = `
 local function index_tags(from, to, ttl)
+  if from > to then return end
+  local t = redis.call('TIME')
+  local now = t[1] * 1000 + math.floor(t[2] / 1000)
   for i = from, to do
-    redis.call('SADD', KEYS[i], KEYS[1])
+    redis.call('ZADD', KEYS[i], now + ttl, KEYS[1])
+    redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', now)
     if redis.call('PTTL', KEYS[i]) < ttl then redis.call('PEXPIRE', KEYS[i], ttl) end
   end
 end`;
@@ -24,11 +30,18 @@ index_tags(3, #KEYS, tonumber(ARGV[2]))
 return 1`;
 
 // Write-through of a committed row version: lands unless a newer version was written (or committed,
-// see EVICT_OLDER); the same version again carries the same row.
+// see EVICT_OLDER); the same version again carries the same row. The entry's own version counts
+// too, so an evicted version floor does not let an older row replace a newer cached one.
 // KEYS: entry, lock, version, tag sets...   ARGV: payload, ttl, version, version ttl
 const SET_VERSIONED = `${INDEX_TAGS}
 local written = tonumber(redis.call('GET', KEYS[3]) or '-1')
 if written > tonumber(ARGV[3]) then return 0 end
+local current = redis.call('GET', KEYS[1])
+if current then
+  local ok, envelope = pcall(cjson.decode, current)
+  local held = ok and type(envelope) == 'table' and tonumber(envelope.g)
+  if held and held > tonumber(ARGV[3]) then return 0 end
+end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 redis.call('DEL', KEYS[2])
@@ -81,18 +94,18 @@ local t = redis.call('TIME')
 redis.call('SET', KEYS[1], t[1] * 1000 + math.floor(t[2] / 1000), 'PX', ARGV[1])
 return 1`;
 
-// Takes up to ARGV[2] members off a tag set and deletes them with their leases; answers how many.
-// Batches keep each call short however large the tag. KEYS: tag set   ARGV: key prefix, batch size
+// Takes up to ARGV[2] members off a tag index and deletes them with their leases; answers how many.
+// Batches keep each call short however large the tag. KEYS: tag index   ARGV: key prefix, batch size
 const INVALIDATE_TAG_BATCH = `
-local members = redis.call('SPOP', KEYS[1], ARGV[2])
-if #members == 0 then return 0 end
+local popped = redis.call('ZPOPMIN', KEYS[1], ARGV[2])
+if #popped == 0 then return 0 end
 local keys = {}
-for i = 1, #members do
-  keys[#keys + 1] = members[i]
-  keys[#keys + 1] = ARGV[1] .. '~lock:' .. string.sub(members[i], #ARGV[1] + 1)
+for i = 1, #popped, 2 do
+  keys[#keys + 1] = popped[i]
+  keys[#keys + 1] = ARGV[1] .. '~lock:' .. string.sub(popped[i], #ARGV[1] + 1)
 end
 redis.call('UNLINK', unpack(keys))
-return #members`;
+return #popped / 2`;
 
 // Deletes entries (odd KEYS) and the leases of their running loads (even KEYS); counts entries.
 const DELETE = `
@@ -236,18 +249,33 @@ export class RedisLayer {
     return this.guard('UNLINK', async () => Number(await this.redis.eval(DELETE, keys.length, ...keys)), undefined);
   }
 
-  /** Deletes hash objects (`cache.hash()`) of a namespace by id, leaving tombstones for fills still running. */
-  async deleteHashes(namespace: string, ids: readonly string[]): Promise<number> {
+  /**
+   * Deletes hash objects (`cache.hash()`) of a namespace by id, leaving tombstones for fills still
+   * running; `undefined` if Redis failed.
+   */
+  async deleteHashes(namespace: string, ids: readonly string[]): Promise<number | undefined> {
     if (ids.length === 0) return 0;
     const hashes = this.keys.hashPrefix(namespace);
     const tombstones = this.keys.hashTombstonePrefix(namespace);
     const keys = ids.flatMap((id) => [hashes + id, tombstones + id]);
-    return this.guard('EVAL', async () => Number(await this.redis.eval(DELETE_HASHES, keys.length, ...keys, HASH_TOMBSTONE_TTL_MS)), 0);
+    return this.guard(
+      'EVAL',
+      async () => Number(await this.redis.eval(DELETE_HASHES, keys.length, ...keys, HASH_TOMBSTONE_TTL_MS)),
+      undefined,
+    );
   }
 
-  /** SCAN + UNLINK over the hash objects of a namespace whose id matches `idGlob`. */
-  async deleteHashesMatching(namespace: string, idGlob: string): Promise<number> {
-    return this.guard('SCAN', () => this.scanUnlink(escapeGlob(this.keys.hashPrefix(namespace)) + idGlob), 0);
+  /** SCAN + UNLINK over the hash objects of a namespace whose id matches `idGlob`; `undefined` if Redis failed. */
+  async deleteHashesMatching(namespace: string, idGlob: string): Promise<number | undefined> {
+    return this.guard('SCAN', () => this.scanUnlink(escapeGlob(this.keys.hashPrefix(namespace)) + idGlob), undefined);
+  }
+
+  /**
+   * Runs a command of another part of the cache (hash objects) behind the same circuit breaker:
+   * `fallback` when Redis fails or the breaker is open.
+   */
+  run<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
+    return this.guard(command, run, fallback);
   }
 
   /** Stamps the tag first (so older loads cannot land with it), then empties it in batches. */

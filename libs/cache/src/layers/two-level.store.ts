@@ -74,6 +74,8 @@ export class TwoLevelStore {
   }
 
   async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
+    // Invalidations Redis missed run first: until they did, what L2 holds may be what they remove.
+    if (this.deferred.size > 0 && !(await this.deferred.settled())) return undefined;
     const readAt = this.epoch;
     const found = await this.l2.get(id);
     if (!found) return undefined;
@@ -173,7 +175,14 @@ export class TwoLevelStore {
     const ids = [...versions.keys()];
     this.deleteLocal(ids);
     const deleted = await this.l2.evictOlder(versions);
-    if (deleted === undefined) this.deferred.add(async () => (await this.l2.evictOlder(versions)) !== undefined);
+    if (deleted === undefined) {
+      this.deferred.add(async () => {
+        if ((await this.l2.evictOlder(versions)) === undefined) return false;
+        this.deleteLocal(ids);
+        await this.announce({ ids });
+        return true;
+      });
+    }
     await this.announce({ ids });
     return deleted ?? 0;
   }
@@ -184,7 +193,15 @@ export class TwoLevelStore {
     let deleted = 0;
     for (const tag of tagIds) {
       const removed = await this.l2.invalidateTag(tag);
-      if (removed === undefined) this.deferred.add(async () => (await this.l2.invalidateTag(tag)) !== undefined);
+      if (removed === undefined) {
+        this.deferred.add(async () => {
+          if ((await this.l2.invalidateTag(tag)) === undefined) return false;
+          this.changedAll();
+          this.l1?.deleteTagged([tag]);
+          await this.announce({ tags: [tag] });
+          return true;
+        });
+      }
       deleted += removed ?? 0;
     }
     await this.announce({ tags: [...tagIds] });
@@ -194,15 +211,45 @@ export class TwoLevelStore {
   /** Deletes the entries whose id matches `idGlob` (a Redis glob), in both levels. */
   async deleteMatching(idGlob: string): Promise<number> {
     this.changedAll();
-    this.l1?.deleteMatching(KeyPattern.fromTrusted(idGlob).toRegExp());
+    this.l1?.deleteMatching(KeyPattern.fromTrusted(idGlob).matcher());
     const deleted = await this.l2.deleteMatching(idGlob);
-    if (deleted === undefined) this.deferred.add(async () => (await this.l2.deleteMatching(idGlob)) !== undefined);
+    if (deleted === undefined) {
+      this.deferred.add(async () => {
+        if ((await this.l2.deleteMatching(idGlob)) === undefined) return false;
+        this.changedAll();
+        this.l1?.deleteMatching(KeyPattern.fromTrusted(idGlob).matcher());
+        await this.announce({ globs: [idGlob] });
+        return true;
+      });
+    }
     await this.announce({ globs: [idGlob] });
     return deleted ?? 0;
   }
 
+  /** Deletes hash objects by id; what Redis missed is run again when it answers. */
+  async deleteHashes(namespace: string, hashIds: readonly string[]): Promise<number> {
+    const deleted = await this.l2.deleteHashes(namespace, hashIds);
+    if (deleted === undefined) this.deferred.add(async () => (await this.l2.deleteHashes(namespace, hashIds)) !== undefined);
+    return deleted ?? 0;
+  }
+
+  async deleteHashesMatching(namespace: string, idGlob: string): Promise<number> {
+    const deleted = await this.l2.deleteHashesMatching(namespace, idGlob);
+    if (deleted === undefined) this.deferred.add(async () => (await this.l2.deleteHashesMatching(namespace, idGlob)) !== undefined);
+    return deleted ?? 0;
+  }
+
+  /**
+   * An L2 delete Redis missed, run again when it answers; then the L1 copies (which a read may
+   * have refilled from the old L2 value meanwhile) go here and, over the bus, everywhere.
+   */
   private deferDelete(ids: readonly string[]): void {
-    this.deferred.add(async () => (await this.l2.delete(ids)) !== undefined);
+    this.deferred.add(async () => {
+      if ((await this.l2.delete(ids)) === undefined) return false;
+      this.deleteLocal(ids);
+      await this.announce({ ids: [...ids] });
+      return true;
+    });
   }
 
   /** Another instance changed (or filled) these: drop our L1 copies. */
@@ -211,7 +258,7 @@ export class TwoLevelStore {
     this.deleteLocal([...(message.ids ?? []), ...(message.filled ?? [])]);
     if (message.tags?.length || message.globs?.length) this.changedAll();
     if (message.tags?.length) this.l1.deleteTagged(message.tags);
-    for (const glob of message.globs ?? []) this.l1.deleteMatching(KeyPattern.fromTrusted(glob).toRegExp());
+    for (const glob of message.globs ?? []) this.l1.deleteMatching(KeyPattern.fromTrusted(glob).matcher());
   }
 
   clearLocal(): void {

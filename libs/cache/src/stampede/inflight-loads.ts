@@ -1,3 +1,5 @@
+const MAX_TAGS_REMEMBERED = 10_000;
+
 /** One running load, marked when an invalidation that concerns it arrives before it lands. */
 export interface InflightLoad {
   readonly id: string;
@@ -35,8 +37,20 @@ export class InflightLoads {
   /** A load's tags are known only when it ends: remember when these were invalidated. */
   invalidateTags(tagIds: readonly string[]): void {
     if (this.running.size === 0) return;
+    // Bounded while some load never ends (a hung loader): forgetting is safe once every running
+    // load counts as overtaken.
+    if (this.tagInvalidatedAt.size + tagIds.length > MAX_TAGS_REMEMBERED) {
+      this.invalidateAll();
+      this.tagInvalidatedAt.clear();
+      return;
+    }
     const now = Date.now();
     for (const tag of tagIds) this.tagInvalidatedAt.set(tag, now);
+  }
+
+  /** How many tag invalidations are remembered against running loads. */
+  get rememberedTags(): number {
+    return this.tagInvalidatedAt.size;
   }
 
   /** Patterns cannot be matched against loads cheaply: every running load is suspect. */

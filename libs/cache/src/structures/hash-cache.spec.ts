@@ -74,6 +74,23 @@ describe('HashCache against Redis', () => {
     expect(await users.get(5)).toBeUndefined();
   });
 
+  it('issue 11 item 10: a fill that read the database before a setField on an absent object does not land the old field', async () => {
+    let release!: () => void;
+    let reading!: () => void;
+    const loaded = new Promise<void>((resolve) => (release = resolve));
+    const started = new Promise<void>((resolve) => (reading = resolve));
+    const fill = users.fill('race', async () => {
+      reading(); // the fill has taken its start time and reads the database
+      await loaded; // the database answered with the old settings, and the answer is on its way
+      return { name: 'Race', settings: { theme: 'old' } };
+    });
+    await started;
+    expect(await users.setField('race', 'settings', { theme: 'new' })).toBe(false);
+    release();
+    await fill;
+    expect(await users.getField('race', 'settings')).toBeUndefined();
+  });
+
   it('reads a corrupt field as undefined and keeps the readable ones', async () => {
     await users.set(6, { name: 'Fay', age: 40 });
     await redis.hset(keyOf(6), 'age', '{not json');

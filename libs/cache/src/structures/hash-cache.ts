@@ -3,9 +3,15 @@ import { deserializeValue, serializeValue } from '../entry/serializer.js';
 import { execTransaction } from './transaction.js';
 
 // HSET leaves the key's TTL alone, so a field update keeps the object's expiry; the EXISTS
-// check stops it from creating a one-field object that would never expire.
+// check stops it from creating a one-field object that would never expire. An absent object gets
+// a tombstone instead: a fill that read the database before this update must not land the old field.
+// KEYS: hash, tombstone. ARGV: field, value, tombstone ttl
 const SET_FIELD_IF_PRESENT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 0 then
+  local t = redis.call('TIME')
+  redis.call('SET', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), 'PX', ARGV[3])
+  return 0
+end
 redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 return 1`;
 
@@ -40,6 +46,20 @@ export interface HashCacheOptions {
   ttlMs: number;
   /** Where deletes leave their tombstones (see `fill`); default: the key prefix with `~gone:` after it. */
   tombstonePrefix?: string;
+  /**
+   * How commands reach Redis. `cache.hash()` runs them behind the cache's circuit breaker (a
+   * failing Redis reads as a miss, never as an error) and makes sure an object whose write was
+   * lost is deleted once Redis answers again. Standalone: commands run as they are, errors reach
+   * the caller.
+   */
+  io?: HashCacheIo;
+}
+
+export interface HashCacheIo {
+  /** `fallback` when the command fails or Redis is skipped. */
+  run<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T>;
+  /** A write of object `id` did not reach Redis: its older copy must go when Redis is back. */
+  lost(id: string): void;
 }
 
 export type HashObject = Record<string, unknown>;
@@ -54,6 +74,7 @@ export type HashObject = Record<string, unknown>;
 export class HashCache {
   private readonly ttlMs: number;
   private readonly tombstonePrefix: string;
+  private readonly io?: HashCacheIo;
 
   constructor(
     private readonly redis: Redis,
@@ -66,6 +87,12 @@ export class HashCache {
     }
     this.ttlMs = options.ttlMs;
     this.tombstonePrefix = options.tombstonePrefix ?? `${keyPrefix}~gone:`;
+    this.io = options.io;
+  }
+
+  /** `run`, behind the owner's breaker when there is one. `NaN` stands for "failed" where a number is expected. */
+  private call<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
+    return this.io ? this.io.run(command, run, fallback) : run();
   }
 
   /**
@@ -73,15 +100,20 @@ export class HashCache {
    * it was deleted meanwhile, so an object deleted while it was being read never comes back.
    */
   async fill(id: string | number, load: () => Promise<HashObject | null>): Promise<HashObject | null> {
-    const [seconds, micros] = await this.redis.time();
-    const startedAt = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+    const time = await this.call('TIME', () => this.redis.time(), undefined);
     const object = await load();
-    if (!object) return null;
+    // Without Redis time there is no safe fill: the object is served, not stored.
+    if (!object || !time) return object ?? null;
+    const startedAt = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
     const fields: string[] = [];
     for (const [field, value] of Object.entries(object)) {
       if (value !== undefined) fields.push(field, serializeValue(value));
     }
-    await this.redis.eval(FILL, 2, this.key(id), this.tombstonePrefix + String(id), startedAt, this.ttlMs, ...fields);
+    await this.call(
+      'EVAL',
+      () => this.redis.eval(FILL, 2, this.key(id), this.tombstonePrefix + String(id), startedAt, this.ttlMs, ...fields),
+      0,
+    );
     return object;
   }
 
@@ -99,14 +131,22 @@ export class HashCache {
     for (const [field, value] of Object.entries(object)) {
       if (value !== undefined) fields.push(field, serializeValue(value));
     }
-    const multi = this.redis.multi().del(key);
-    if (fields.length > 0) multi.hset(key, ...fields).pexpire(key, this.ttlMs);
-    await execTransaction(multi);
+    const written = await this.call(
+      'MULTI',
+      async () => {
+        const multi = this.redis.multi().del(key);
+        if (fields.length > 0) multi.hset(key, ...fields).pexpire(key, this.ttlMs);
+        await execTransaction(multi);
+        return true;
+      },
+      false,
+    );
+    if (!written) this.io?.lost(String(id));
   }
 
   /** The whole object, or `undefined` when it is not cached. */
   async get<T extends HashObject = HashObject>(id: string | number): Promise<T | undefined> {
-    const raw = await this.redis.hgetall(this.key(id));
+    const raw = await this.call('HGETALL', () => this.redis.hgetall(this.key(id)), {} as Record<string, string>);
     // An empty reply means no such key: Redis never keeps an empty hash.
     if (Object.keys(raw).length === 0) return undefined;
     const entries: Array<[string, unknown]> = [];
@@ -120,7 +160,7 @@ export class HashCache {
 
   /** One field, or `undefined` when the object or the field is not cached. */
   async getField<T = unknown>(id: string | number, field: string): Promise<T | undefined> {
-    const text = await this.redis.hget(this.key(id), field);
+    const text = await this.call('HGET', () => this.redis.hget(this.key(id), field), null);
     return text === null ? undefined : (parseField(text) as T | undefined);
   }
 
@@ -129,13 +169,35 @@ export class HashCache {
    * nothing) when the object is not cached: a partial object must not pose as a whole one.
    */
   async setField(id: string | number, field: string, value: unknown): Promise<boolean> {
-    const updated = await this.redis.eval(SET_FIELD_IF_PRESENT, 1, this.key(id), field, serializeValue(value));
+    const key = this.key(id);
+    const updated = await this.call(
+      'EVAL',
+      () =>
+        this.redis.eval(
+          SET_FIELD_IF_PRESENT,
+          2,
+          key,
+          this.tombstonePrefix + String(id),
+          field,
+          serializeValue(value),
+          HASH_TOMBSTONE_TTL_MS,
+        ),
+      undefined,
+    );
+    if (updated === undefined) this.io?.lost(String(id));
     return updated === 1;
   }
 
   /** `true` when an object was cached. A fill that started before it will not store its object. */
   async delete(id: string | number): Promise<boolean> {
-    return (await this.redis.eval(DELETE_HASHES, 2, this.key(id), this.tombstonePrefix + String(id), HASH_TOMBSTONE_TTL_MS)) === 1;
+    const key = this.key(id);
+    const deleted = await this.call(
+      'EVAL',
+      () => this.redis.eval(DELETE_HASHES, 2, key, this.tombstonePrefix + String(id), HASH_TOMBSTONE_TTL_MS),
+      undefined,
+    );
+    if (deleted === undefined) this.io?.lost(String(id));
+    return deleted === 1;
   }
 
   private key(id: string | number): string {

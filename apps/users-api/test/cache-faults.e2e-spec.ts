@@ -1,0 +1,79 @@
+import { startRedisServer } from '../../../test/support/redis-server.js';
+import { TcpProxy } from '../../../test/support/tcp-proxy.js';
+import { startUsersApi } from './users-app.js';
+
+/** Polls `read` until `done` holds or `ms` pass; answers the last value read. */
+async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  let value = await read();
+  while (!done(value) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    value = await read();
+  }
+  return value;
+}
+
+describe('cache Redis faults in users-api (a paused redis-server, real PostgreSQL)', () => {
+  let redis: Awaited<ReturnType<typeof startRedisServer>>;
+  let proxy: TcpProxy;
+  let api: Awaited<ReturnType<typeof startUsersApi>>;
+
+  beforeAll(async () => {
+    redis = await startRedisServer();
+    // Through a proxy: blocking it fails every command at once (none waits to run later).
+    proxy = await TcpProxy.start(Number(new URL(redis.url).port));
+    api = await startUsersApi('cache_faults', { redisUrl: proxy.url(redis.url) });
+  });
+
+  afterAll(async () => {
+    await api?.stop();
+    await proxy?.stop();
+    await redis?.kill();
+  });
+
+  it('issue 11 item 2: a hash invalidation Redis missed while it was away is run when it answers', async () => {
+    const user = (await api.http().post('/users').send({ email: 'hash-pause@example.com', name: 'Before' }).expect(201)).body;
+    // Cached as a hash (once the CDC notification of the INSERT, which evicts it, has come and gone).
+    const cached = await until(
+      () => api.http().get(`/users/${user.id}/fields/name`).expect(200),
+      (answer) => answer.headers['x-cache'] === 'HIT',
+      5_000,
+    );
+    expect([cached.headers['x-cache'], cached.body.value]).toEqual(['HIT', 'Before']);
+
+    proxy.block();
+    try {
+      await api.http().put(`/users/${user.id}`).send({ email: 'hash-pause@example.com', name: 'After' }).expect(200);
+      // One second away: the CDC notification of the update is handled while Redis is away too.
+      await new Promise((resolve) => setTimeout(resolve, 1_000));
+    } finally {
+      proxy.unblock();
+    }
+
+    // Once Redis answers again, the hash cache serves again (HIT), and never the old name.
+    const again = await until(
+      () => api.http().get(`/users/${user.id}/fields/name`).expect(200),
+      (answer) => answer.headers['x-cache'] === 'HIT',
+      8_000,
+    );
+    expect([again.headers['x-cache'], again.body.value]).toEqual(['HIT', 'After']);
+  });
+
+  it('issue 11 item 2: hash reads skip Redis while the circuit breaker is open, and answer from PostgreSQL', async () => {
+    const user = (await api.http().post('/users').send({ email: 'hash-breaker@example.com', name: 'Breaker' }).expect(201)).body;
+    redis.pause();
+    try {
+      const started = Date.now();
+      // The first few reads pay the command timeout and open the breaker; the next skip Redis.
+      for (let i = 0; i < 4; i++) await api.http().get(`/users/${user.id}/fields/name`).expect(200);
+      const skipped = Date.now();
+      const answer = await api.http().get(`/users/${user.id}/fields/name`).expect(200);
+      expect(answer.body.value).toBe('Breaker');
+      expect(answer.headers['x-cache']).toBe('MISS');
+      expect(Date.now() - skipped).toBeLessThan(200);
+      expect(skipped - started).toBeLessThan(5_000);
+    } finally {
+      redis.resume();
+    }
+  });
+});

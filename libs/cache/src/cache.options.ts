@@ -41,6 +41,11 @@ export interface CacheModuleOptions {
   maxEntrySize?: number | string;
   /** How `@Cacheable` HTTP routes tell principals apart and key responses. */
   http?: HttpCacheOptions;
+  /**
+   * After `threshold` Redis failures in a row (default 3), skip Redis for `cooldown` (default
+   * `'1s'`): reads answer "miss" at once instead of waiting for a command timeout each.
+   */
+  circuitBreaker?: { threshold?: number | string; cooldown?: DurationOption };
 }
 
 export interface HttpCacheOptions {
@@ -78,6 +83,7 @@ export interface CacheConfig {
   namespaces: Record<string, NamespaceDefaults>;
   metricsRegistry?: Registry;
   maxEntryBytes: number;
+  circuitBreaker: { threshold: number; cooldownMs: number };
   http: {
     credentialHeaders: readonly string[];
     principal?: (request: any) => string | undefined;
@@ -171,6 +177,9 @@ const schema = z.strictObject({
     })
     .default({}),
   maxEntrySize: countSchema.default(1024 * 1024),
+  circuitBreaker: z
+    .strictObject({ threshold: countSchema.default(3), cooldown: durationSchema.default(1_000) })
+    .default({ threshold: 3, cooldown: 1_000 }),
   http: z
     .strictObject({
       credentialHeaders: headerNames.default([...DEFAULT_CREDENTIAL_HEADERS]),
@@ -214,6 +223,7 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     namespaces: o.namespaces as Record<string, NamespaceDefaults>,
     metricsRegistry: o.metrics.registry,
     maxEntryBytes: o.maxEntrySize,
+    circuitBreaker: { threshold: o.circuitBreaker.threshold, cooldownMs: o.circuitBreaker.cooldown },
     http: o.http,
   };
 }

@@ -5,7 +5,9 @@ import type { CacheConfig } from './cache.options.js';
 import { InvalidationBus, type InvalidationMessage } from './invalidation/invalidation-bus.js';
 import { RedisKeys } from './keys/redis-keys.js';
 import { MemoryLayer } from './layers/memory.layer.js';
+import { CircuitBreaker } from './layers/circuit-breaker.js';
 import { RedisLayer } from './layers/redis.layer.js';
+import { RedisLock } from './stampede/redis-lock.js';
 import { TwoLevelStore } from './layers/two-level.store.js';
 import { CacheMetrics } from './metrics/cache.metrics.js';
 import { LoadCoordinator } from './stampede/load-coordinator.js';
@@ -61,9 +63,11 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
       });
     }
     const bus = this.bus;
+    const breaker = new CircuitBreaker({ threshold: config.circuitBreaker.threshold, cooldownMs: config.circuitBreaker.cooldownMs });
     this.store = new TwoLevelStore(
       l1,
-      new RedisLayer(this.redis, this.keys),
+      new RedisLayer(this.redis, this.keys, breaker),
+      new RedisLock(this.redis, this.keys, breaker),
       config.l1 ? config.l1.maxTtlMs : 0,
       (message) => (bus ? bus.publish(message) : Promise.resolve()),
       { bytes: config.maxEntryBytes, tooLarge: (id, bytes) => this.entryTooLarge(id, bytes) },

@@ -5,7 +5,8 @@ import { deserializeValue, encodeEnvelope, serializedValueOf, serializeValue } f
 import { LRUCache } from 'lru-cache';
 import { DeferredInvalidations } from './deferred-invalidations.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
-import type { Lease, RedisLayer } from './redis.layer.js';
+import type { Lock, RedisLock } from '../stampede/redis-lock.js';
+import type { RedisLayer } from './redis.layer.js';
 
 export type CacheLayerName = 'l1' | 'l2';
 
@@ -46,6 +47,7 @@ export class TwoLevelStore {
   constructor(
     readonly l1: MemoryLayer | undefined,
     readonly l2: RedisLayer,
+    readonly lock: RedisLock,
     private readonly l1MaxTtlMs: number,
     private readonly announce: (message: InvalidationMessage) => Promise<void> = async () => undefined,
     /** values whose serialized form is larger are served but never stored; `tooLarge` is told */
@@ -109,10 +111,10 @@ export class TwoLevelStore {
    * first). Without a lease (Redis was down when the load started) only L1 is written.
    * Answers whether the value landed.
    */
-  async writeLoaded(id: string, value: unknown, meta: EntryMeta, lease: Lease | undefined, now = Date.now()): Promise<boolean> {
+  async writeLoaded(id: string, value: unknown, meta: EntryMeta, lease: Lock | undefined, now = Date.now()): Promise<boolean> {
     const raw = this.serializeWithin(id, value);
     if (raw === undefined) {
-      if (lease) await this.l2.releaseLease(id, lease.token);
+      if (lease) await this.lock.release(id, lease.token);
       return false;
     }
     let filledL2 = false;

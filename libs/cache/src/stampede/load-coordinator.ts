@@ -4,7 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { CacheError } from '../cache.errors.js';
 import { type CachePolicy, DEFAULT_LOCK_TTL_MS } from '../cache.policy.js';
 import type { EntryMeta } from '../entry/envelope.js';
-import type { Lease } from '../layers/redis.layer.js';
+import type { Lock } from './redis-lock.js';
 import { type CacheLayerName, expiryOf, type StoredValue, type TwoLevelStore } from '../layers/two-level.store.js';
 import type { CacheMetrics } from '../metrics/cache.metrics.js';
 import { InflightLoads } from './inflight-loads.js';
@@ -131,8 +131,8 @@ export class LoadCoordinator {
     const { id, policy } = request;
     const token = randomBytes(16).toString('hex');
     const lockTtlMs = policy.lock ? policy.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
-    let lease: Lease | undefined;
-    const attempt = await this.store.l2.acquire(id, token, lockTtlMs);
+    let lease: Lock | undefined;
+    const attempt = await this.store.lock.acquire(id, token, lockTtlMs);
     if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt };
     else if (attempt) {
       // Another process is loading this key.
@@ -149,7 +149,7 @@ export class LoadCoordinator {
       // (for a refresh: with a value newer than the one being refreshed).
       const filled = await this.store.readRemote(id);
       if (filled && Date.now() < filled.meta.f && filled.meta.c > (stale?.meta.c ?? -1)) {
-        await this.store.l2.releaseLease(id, token);
+        await this.store.lock.release(id, token);
         return { value: filled.value as T, status: 'MISS' };
       }
     }
@@ -174,7 +174,7 @@ export class LoadCoordinator {
   }
 
   /** Runs the loader once, keeps the lease alive meanwhile, and stores the value if it may land. */
-  private async runLoader<T>(request: LoadRequest<T>, lease: Lease | undefined, lockTtlMs: number): Promise<T> {
+  private async runLoader<T>(request: LoadRequest<T>, lease: Lock | undefined, lockTtlMs: number): Promise<T> {
     const { id, namespace } = request;
     const inflight = this.inflight.begin(id);
     let extensions = 0;
@@ -182,7 +182,7 @@ export class LoadCoordinator {
       ? setInterval(
           () => {
             // A loader that hangs must not hold the key's lock forever.
-            if (++extensions <= MAX_LEASE_EXTENSIONS) void this.store.l2.extendLease(id, lease.token, lockTtlMs);
+            if (++extensions <= MAX_LEASE_EXTENSIONS) void this.store.lock.extend(id, lease.token, lockTtlMs);
           },
           Math.floor(lockTtlMs / 3),
         )
@@ -203,10 +203,10 @@ export class LoadCoordinator {
       const meta = request.metaFor(value, now, loadMs);
       if (meta && !this.inflight.isInvalidated(inflight, meta.t)) {
         if (await this.store.writeLoaded(id, value ?? null, meta, lease, now)) this.notifyFilled([id]);
-      } else if (lease) await this.store.l2.releaseLease(id, lease.token);
+      } else if (lease) await this.store.lock.release(id, lease.token);
       return value;
     } catch (error) {
-      if (lease) await this.store.l2.releaseLease(id, lease.token);
+      if (lease) await this.store.lock.release(id, lease.token);
       throw error;
     } finally {
       clearInterval(keepAlive);
@@ -218,7 +218,7 @@ export class LoadCoordinator {
    * Waits (bounded by `lock.wait`) until the lock holder's value appears, or the lock is free
    * (its holder finished without storing, or crashed and its TTL ran out) and we take it.
    */
-  private async waitForOtherLoad<T>(request: LoadRequest<T>, token: string): Promise<{ value: CacheLookup<T> } | { lease?: Lease }> {
+  private async waitForOtherLoad<T>(request: LoadRequest<T>, token: string): Promise<{ value: CacheLookup<T> } | { lease?: Lock }> {
     const { id, namespace, policy } = request;
     if (policy.lock === false) return {};
     this.metrics.lockWaits.inc({ namespace });
@@ -230,7 +230,7 @@ export class LoadCoordinator {
       const found = await this.store.readRemote(id);
       // The value of someone else's load: a MISS for this caller, like single-flight joiners.
       if (found && Date.now() < found.meta.f) return { value: { value: found.value as T, status: 'MISS' } };
-      const attempt = await this.store.l2.acquire(id, token, policy.lock.ttlMs);
+      const attempt = await this.store.lock.acquire(id, token, policy.lock.ttlMs);
       if (!attempt) return {}; // Redis went away: load without a lease
       if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt } };
     }

@@ -1,42 +1,7 @@
 import type { Redis } from 'ioredis';
 import { deserializeValue, serializeValue } from '../entry/serializer.js';
+import { SCRIPTS } from '../scripts/redis-script.js';
 import { execTransaction } from './transaction.js';
-
-// HSET leaves the key's TTL alone, so a field update keeps the object's expiry; the EXISTS
-// check stops it from creating a one-field object that would never expire. An absent object gets
-// a tombstone instead: a fill that read the database before this update must not land the old field.
-// KEYS: hash, tombstone. ARGV: field, value, tombstone ttl
-const SET_FIELD_IF_PRESENT = `
-if redis.call('EXISTS', KEYS[1]) == 0 then
-  local t = redis.call('TIME')
-  redis.call('SET', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), 'PX', ARGV[3])
-  return 0
-end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
-return 1`;
-
-// Fills an object unless it was deleted since the fill started (Redis ms): a database read that
-// raced a delete must not bring the object back. KEYS: hash, tombstone. ARGV: started, ttl, fields...
-const FILL = `
-local deleted = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if deleted >= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
-if #ARGV > 2 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
-return 1`;
-
-/** Deletes objects and leaves a tombstone (Redis ms) for fills still running. KEYS: (hash, tombstone) pairs. ARGV: tombstone ttl */
-export const DELETE_HASHES = `
-local t = redis.call('TIME')
-local now = t[1] * 1000 + math.floor(t[2] / 1000)
-local deleted = 0
-for i = 1, #KEYS, 2 do
-  redis.call('SET', KEYS[i + 1], now, 'PX', ARGV[1])
-  deleted = deleted + redis.call('UNLINK', KEYS[i])
-end
-return deleted`;
 
 /** how long a delete is remembered against fills that started before it */
 export const HASH_TOMBSTONE_TTL_MS = 60_000;
@@ -110,8 +75,8 @@ export class HashCache {
       if (value !== undefined) fields.push(field, serializeValue(value));
     }
     await this.call(
-      'EVAL',
-      () => this.redis.eval(FILL, 2, this.key(id), this.tombstonePrefix + String(id), startedAt, this.ttlMs, ...fields),
+      'EVALSHA',
+      () => SCRIPTS.hashFill.run(this.redis, [this.key(id), this.tombstonePrefix + String(id)], [startedAt, this.ttlMs, ...fields]),
       0,
     );
     return object;
@@ -171,16 +136,12 @@ export class HashCache {
   async setField(id: string | number, field: string, value: unknown): Promise<boolean> {
     const key = this.key(id);
     const updated = await this.call(
-      'EVAL',
+      'EVALSHA',
       () =>
-        this.redis.eval(
-          SET_FIELD_IF_PRESENT,
-          2,
-          key,
-          this.tombstonePrefix + String(id),
-          field,
-          serializeValue(value),
-          HASH_TOMBSTONE_TTL_MS,
+        SCRIPTS.hashSetField.run(
+          this.redis,
+          [key, this.tombstonePrefix + String(id)],
+          [field, serializeValue(value), HASH_TOMBSTONE_TTL_MS],
         ),
       undefined,
     );
@@ -192,8 +153,8 @@ export class HashCache {
   async delete(id: string | number): Promise<boolean> {
     const key = this.key(id);
     const deleted = await this.call(
-      'EVAL',
-      () => this.redis.eval(DELETE_HASHES, 2, key, this.tombstonePrefix + String(id), HASH_TOMBSTONE_TTL_MS),
+      'EVALSHA',
+      () => SCRIPTS.hashDelete.run(this.redis, [key, this.tombstonePrefix + String(id)], [HASH_TOMBSTONE_TTL_MS]),
       undefined,
     );
     if (deleted === undefined) this.io?.lost(String(id));

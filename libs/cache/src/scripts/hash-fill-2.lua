@@ -1,0 +1,19 @@
+--[[
+  Fills a hash object unless it was deleted (or updated while absent) since the fill started: a
+  database read that raced a delete must not bring the object back.
+
+  KEYS[1]  hash object
+  KEYS[2]  its tombstone
+  ARGV[1]  when the fill started (Redis time, ms)
+  ARGV[2]  ttl, ms
+  ARGV[3..] field, value (JSON), field, value...
+  Returns 1 if filled, 0 if a delete came first.
+]]
+local deleted = tonumber(redis.call('GET', KEYS[2]) or '-1')
+if deleted >= tonumber(ARGV[1]) then return 0 end
+redis.call('DEL', KEYS[1])
+if #ARGV > 2 then
+  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
+  redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+return 1

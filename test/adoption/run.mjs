@@ -38,7 +38,8 @@ const TEST_RUN_TIMEOUT_MS = 150_000;
 
 // Third-party dependencies of the scratch app. @nestjs/config 12 is the major that accepts Nest 12
 // (`npm view @nestjs/config peerDependencies`: '@nestjs/common': '^11.0.0 || ^12.0.0').
-// typescript follows the repository's root package.json (^6).
+// typescript follows the repository's root package.json (^6). class-transformer is the optional peer
+// of @nestjs/common that ClassSerializerInterceptor loads (a scenario's app binds it globally).
 function manifestFor(ioredisMajor) {
   return {
     name: 'cachekit-adoption-app',
@@ -52,6 +53,7 @@ function manifestFor(ioredisMajor) {
       '@nestjs/platform-express': '^12.0.0',
       '@nestjs/platform-fastify': '^12.0.0',
       '@nestjs/terminus': '^12.0.0',
+      'class-transformer': '^0.5.1',
       ioredis: `^${ioredisMajor}.0.0`,
       'reflect-metadata': '^0.2.0',
       rxjs: '^7.8.0',

@@ -22,7 +22,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { DataSource } from 'typeorm';
 import { CacheModule, CacheService } from '@cachekit/cache';
-import { WRITE_BEHIND_QUEUE, WriteBehindModule } from '@cachekit/cache/write-behind';
+import { WriteBehindModule, writeBehindQueueAddress } from '@cachekit/cache/write-behind';
 import { persistUserSettings, USER_SETTINGS_ENTITY, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
 import { createTestDatabase, REDIS_URL } from '../test/support/services.js';
 import { WorkerProcess } from '../test/support/worker-process.js';
@@ -210,7 +210,8 @@ async function main(): Promise<void> {
     extra: { max: IN_FLIGHT },
   });
   const narrow = new DataSource({ type: 'postgres', url: database.url, entities: USERS_DOMAIN_ENTITIES, synchronize: false });
-  const queue = new Queue(WRITE_BEHIND_QUEUE, { connection: redis });
+  const address = writeBehindQueueAddress(KEY_PREFIX);
+  const queue = new Queue(address.name, { connection: redis, prefix: address.prefix });
   queue.on('error', () => undefined);
   let context: INestApplicationContext | undefined;
   const workers: WorkerProcess[] = [];

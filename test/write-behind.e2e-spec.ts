@@ -1,4 +1,5 @@
 import { startInstance, startUsersApiCluster } from '../apps/users-api/test/users-app.js';
+import { writeBehindQueueAddress } from '@cachekit/cache/write-behind';
 import { persistUserSettings } from '@cachekit/users-domain';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -77,7 +78,8 @@ describe('write-behind through BullMQ with real worker processes', () => {
     queueRedis = new Redis(queueUrl);
     await queueRedis.flushdb();
     cluster = await startUsersApiCluster('write_behind', 1, { queueRedisUrl: queueUrl });
-    queue = new Queue('write-behind', { connection: queueRedis });
+    const address = writeBehindQueueAddress(cluster.config.cacheKeyPrefix);
+    queue = new Queue(address.name, { connection: queueRedis, prefix: address.prefix });
     sql = new pg.Client({ connectionString: cluster.databaseUrl });
     await sql.connect();
   });

@@ -34,6 +34,17 @@ export class AppModule {
           migrations: USERS_DOMAIN_MIGRATIONS,
           migrationsRun: true,
           synchronize: false,
+          // A database that stops answering (a partition, a hung server) fails requests with a 503
+          // within seconds instead of hanging them: connects and statements are bounded.
+          connectTimeoutMS: 3_000,
+          extra: {
+            // Server side: a statement running longer is cancelled (the read delay, when set, on top).
+            statement_timeout: 5_000 + config.usersReadDelayMs,
+            // Client side: no answer at all, as through a partition, however the server fares.
+            query_timeout: 6_000 + config.usersReadDelayMs,
+            keepAlive: true,
+            keepAliveInitialDelayMillis: 10_000,
+          },
         }),
         CacheModule.forRoot({
           isGlobal: true,

@@ -3,7 +3,7 @@ import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
 import { TypeOrmModule } from '@nestjs/typeorm';
 import { CACHE_ADMIN_TOKEN, CacheMetricsController, CacheModule } from '@cachekit/cache';
-import { WRITE_BEHIND_QUEUE, WriteBehindModule } from '@cachekit/cache/write-behind';
+import { WriteBehindModule, writeBehindQueueAddress, WriteBehindSweeper } from '@cachekit/cache/write-behind';
 import { collectDefaultMetrics, Registry } from 'prom-client';
 import { USERS_DOMAIN_ENTITIES } from '@cachekit/users-domain';
 import { bullConnection, WORKER_CONFIG, type WorkerConfig } from './config/worker.config.js';
@@ -15,16 +15,26 @@ import { WRITE_BEHIND_WORKER_OPTIONS, WriteBehindProcessor } from './write-behin
 export class WorkerModule {
   /** The worker for one configuration. The schema is users-api's: it runs the migrations. */
   static register(config: WorkerConfig): DynamicModule {
-    // The queue the API instances write to (the same configuration); the processor consumes it.
-    const queueName = WRITE_BEHIND_QUEUE;
-    Processor(queueName, WRITE_BEHIND_WORKER_OPTIONS)(WriteBehindProcessor);
+    // The queue the API instances of this deployment write to: named after the same key prefix
+    // (CACHE_KEY_PREFIX), so a deployment sharing the queue Redis never takes these jobs.
+    const queue = writeBehindQueueAddress(config.cacheKeyPrefix);
+    Processor(queue.name, { ...WRITE_BEHIND_WORKER_OPTIONS, prefix: queue.prefix })(WriteBehindProcessor);
     const metrics = new Registry();
     collectDefaultMetrics({ register: metrics });
     return {
       module: WorkerModule,
       global: true,
       imports: [
-        TypeOrmModule.forRoot({ type: 'postgres', url: config.databaseUrl, entities: USERS_DOMAIN_ENTITIES, synchronize: false }),
+        TypeOrmModule.forRoot({
+          type: 'postgres',
+          url: config.databaseUrl,
+          entities: USERS_DOMAIN_ENTITIES,
+          synchronize: false,
+          // Bounded connects and statements: a database that stops answering fails a job (which is
+          // retried with backoff) instead of hanging it.
+          connectTimeoutMS: 3_000,
+          extra: { statement_timeout: 5_000, query_timeout: 6_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 },
+        }),
         // No L1 here: the worker only evicts, and the bus tells the API instances to drop their L1 copies.
         CacheModule.forRoot({
           isGlobal: true,
@@ -33,9 +43,9 @@ export class WorkerModule {
           l1: false,
           metrics: { registry: metrics },
         }),
-        WriteBehindModule.forRoot({ isGlobal: true, redis: { url: config.queueRedisUrl }, queueName }),
-        BullModule.forRoot({ connection: bullConnection(config.queueRedisUrl) }),
-        BullModule.registerQueue({ name: queueName }),
+        WriteBehindModule.forRoot({ isGlobal: true, redis: { url: config.queueRedisUrl } }),
+        BullModule.forRoot({ connection: bullConnection(config.queueRedisUrl), prefix: queue.prefix }),
+        BullModule.registerQueue({ name: queue.name, prefix: queue.prefix }),
         TerminusModule,
       ],
       controllers: [WorkerHealthController, DeadLettersController, CacheMetricsController],
@@ -43,6 +53,8 @@ export class WorkerModule {
         { provide: WORKER_CONFIG, useValue: config },
         { provide: CACHE_ADMIN_TOKEN, useValue: config.cacheAdminToken },
         WriteBehindProcessor,
+        // Queues pending writes that never got their job, and moves this deployment's jobs out of the shared queue used by 0.1.
+        WriteBehindSweeper,
       ],
     };
   }

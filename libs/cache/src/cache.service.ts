@@ -116,12 +116,13 @@ export class CacheNamespace {
    * (the worker app runs it, with retries). Each accepted write gets a per-key version, taken
    * atomically in Redis; writes of one key still queued coalesce into the latest. If the queue
    * cannot be reached, `persistNow` writes synchronously instead (write-through), so an accepted
-   * write is never lost; the answer says which happened.
+   * write is never lost; the answer says which happened. `persistNow` may answer the version it
+   * wrote, if it had to take a higher one than offered (e.g. above the row's current version).
    */
   async writeBehind<T>(
     key: string,
     value: T,
-    target: { entity: string; id: string | number; persistNow: (value: T, version: number) => Promise<void> },
+    target: { entity: string; id: string | number; persistNow: (value: T, version: number) => Promise<void | number> },
     options: CacheEntryOptions<T> = {},
   ): Promise<{ version: number; mode: 'queued' | 'written' }> {
     const queue = this.runtime.writeBehind;
@@ -139,12 +140,14 @@ export class CacheNamespace {
       queue.count('accepted');
     } catch (error) {
       // The queue is away: persist now rather than accept a write that could be lost. A version
-      // already taken is reused, so its pending value and the row agree; else one from the clock
-      // (µs, like the queue's own).
+      // already taken is reused, so its pending value and the row agree; else one from the same
+      // clock as the queue's (as last measured here, never below a version seen here).
       const accepted = error instanceof NotQueued ? error.version : undefined;
-      version = accepted ?? Date.now() * 1000;
+      version = accepted ?? queue.fallbackVersion();
       try {
-        await target.persistNow(value, version);
+        const persisted = await target.persistNow(value, version);
+        if (typeof persisted === 'number') version = persisted;
+        queue.observe(version);
       } finally {
         if (accepted !== undefined) await queue.settle(this.name, key, accepted).catch(() => undefined);
       }
@@ -155,7 +158,11 @@ export class CacheNamespace {
     return { version, mode };
   }
 
-  /** The newest write-behind value of `key` accepted and not yet persisted (read-your-writes). */
+  /**
+   * The newest write-behind value of `key` accepted and not yet persisted (read-your-writes).
+   * Compare its `version` with the one your row holds: once the row holds that version or a
+   * newer one (or is gone), serve the row, not this value.
+   */
   async pendingWrite<T>(key: string): Promise<{ version: number; value: T } | undefined> {
     const pending = await this.runtime.writeBehind?.pending(this.name, key).catch(() => undefined);
     return pending as { version: number; value: T } | undefined;

@@ -1,13 +1,14 @@
-import type { DataSource } from 'typeorm';
+import type { DataSource, EntityManager } from 'typeorm';
 import { User, type UserSettings } from './user.entity.js';
 
 /**
  * Persists one write-behind version of a user's settings, idempotent and ordered: the row only
  * moves forward (`settings_version < $version`), so a retried or late older job changes nothing.
- * Shared by the worker (queued writes) and users-api (the synchronous fallback).
+ * Shared by the worker (queued writes) and users-api (the synchronous fallback, inside its
+ * transaction: pass its `EntityManager`).
  */
 export async function persistUserSettings(
-  dataSource: DataSource,
+  dataSource: DataSource | EntityManager,
   id: number,
   settings: UserSettings,
   version: number,

@@ -4,7 +4,9 @@ import type { Response } from 'express';
 
 // PostgreSQL connection_exception (class 08), admin_shutdown, cannot_connect_now; pg pool and socket failures.
 const UNAVAILABLE_CODES = /^(08\d{3}|57P01|57P03|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/;
-const UNAVAILABLE_MESSAGES = /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i;
+// Also the bounds app.module sets: connect timeout, pg's query_timeout, the server's statement_timeout.
+const UNAVAILABLE_MESSAGES =
+  /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED|Query read timeout|canceling statement due to statement timeout/i;
 
 /** A request that needed PostgreSQL while it is away answers 503 in JSON, not 500. */
 @Catch()

@@ -4,7 +4,8 @@ import { CacheService, type HashCache, type HashObject } from '@cachekit/cache';
 import { persistUserSettings, PG_UNIQUE_VIOLATION, User, USER_SETTINGS_ENTITY, type UserSettings } from '@cachekit/users-domain';
 import { QueryFailedError, Repository } from 'typeorm';
 import { APP_CONFIG, type AppConfig } from '../config/app.config.js';
-import { USERS_NAMESPACE, userSettingsKey } from './users.cache-keys.js';
+import { USERS_LIST_TAG, USERS_NAMESPACE, userKey, userSettingsKey } from './users.cache-keys.js';
+import { DELETED_USER_VERSION } from './users.cdc.js';
 import type { CreateUserInput, ListUsersQuery, ReplaceUserInput, UserField } from './users.schemas.js';
 
 export interface AcceptedSettings {
@@ -68,10 +69,19 @@ export class UsersService {
     return user;
   }
 
+  /**
+   * Deletes the row, then evicts the user as its CDC echo will: with the deleted version, so that a
+   * write-through of the row arriving late (a PUT that committed before) cannot bring it back.
+   */
   async remove(id: number): Promise<void> {
     const result = await this.users.delete({ id });
     if (!result.affected) throw new NotFoundException(`user ${id} not found`);
-    await this.dropHash(id);
+    await this.cache.namespace(USERS_NAMESPACE).invalidate({
+      versions: { [userKey(id)]: DELETED_USER_VERSION },
+      keys: [userSettingsKey(id)],
+      tags: [USERS_LIST_TAG],
+      hashes: [String(id)],
+    });
   }
 
   /** One field of a user from the hash object cache; on a miss the whole user is loaded and stored as a hash. */
@@ -94,23 +104,26 @@ export class UsersService {
     await this.cache.namespace(USERS_NAMESPACE).invalidate({ hashes: [String(id)] });
   }
 
-  /** Accepts new settings at once (cache + queue); the worker writes them to the database later. */
+  /**
+   * Accepts new settings at once (cache + queue); the worker writes them to the database later.
+   * While PostgreSQL is away the write is still accepted: the worker settles whether the user
+   * exists (a write for a missing row is dead-lettered and stops being pending).
+   */
   async acceptSettings(id: number, settings: UserSettings): Promise<AcceptedSettings> {
-    if (!(await this.users.existsBy({ id }))) throw new NotFoundException(`user ${id} not found`);
+    // `undefined`: the database did not answer, so it cannot be known now.
+    const exists = await this.users.existsBy({ id }).catch(() => undefined);
+    if (exists === false) throw new NotFoundException(`user ${id} not found`);
     let accepted: { version: number; mode: 'queued' | 'written' };
     try {
       accepted = await this.cache.namespace(USERS_NAMESPACE).writeBehind(userSettingsKey(id), settings, {
         entity: USER_SETTINGS_ENTITY,
         id,
-        persistNow: async (value, at) => {
-          if ((await persistUserSettings(this.users.manager.connection, id, value, at)) === 'gone') {
-            throw new NotFoundException(`user ${id} not found`);
-          }
-        },
+        persistNow: (value, version) => this.persistSettingsNow(id, value, version),
       });
     } catch (error) {
       if (error instanceof HttpException) throw error;
-      throw new ServiceUnavailableException('the settings could be neither queued nor written; nothing was accepted');
+      // The queue may have taken it before its answer was lost; the sweeper then persists it. A retry is safe.
+      throw new ServiceUnavailableException('the settings could be neither queued nor written; retry the request');
     }
     const { version, mode } = accepted;
     // One field changes: update it in place (the hash keeps its TTL), do not rewrite the object.
@@ -118,14 +131,47 @@ export class UsersService {
     return { id, settings, version, mode };
   }
 
-  /** Read-your-writes: the newest accepted settings (pending or cached), else the database's. */
+  /**
+   * Read-your-writes: the newest accepted settings (pending or cached), else the database's. A
+   * pending write is served only while it is newer than what the row holds, and the row exists.
+   */
   async settingsOf(id: number): Promise<UserSettings> {
     const users = this.cache.namespace(USERS_NAMESPACE);
     const pending = await users.pendingWrite<UserSettings>(userSettingsKey(id));
-    if (pending) return pending.value;
+    if (pending) return this.newerThanRow(id, pending);
     const settings = await users.getOrSet(userSettingsKey(id), async () => (await this.users.findOneBy({ id }))?.settings ?? null);
     if (settings === null) throw new NotFoundException(`user ${id} not found`);
     return settings;
+  }
+
+  /** A pending write against the row: the row's settings once it holds that version or a newer one. */
+  private async newerThanRow(id: number, pending: { version: number; value: UserSettings }): Promise<UserSettings> {
+    let row: User | null;
+    try {
+      row = await this.users.findOne({ where: { id }, select: { id: true, settings: true, settingsVersion: true } });
+    } catch {
+      return pending.value; // PostgreSQL away: the accepted write is the newest known
+    }
+    if (!row) throw new NotFoundException(`user ${id} not found`);
+    return row.settingsVersion >= pending.version ? row.settings : pending.value;
+  }
+
+  /**
+   * The synchronous fallback (the queue is away): above the version the row holds, whatever clock
+   * gave `version`, so the write acknowledged now is the one that stays. Answers the version written.
+   */
+  private persistSettingsNow(id: number, settings: UserSettings, version: number): Promise<number> {
+    return this.users.manager.transaction(async (manager) => {
+      const row = await manager.findOne(User, {
+        where: { id },
+        select: { id: true, settingsVersion: true },
+        lock: { mode: 'pessimistic_write' },
+      });
+      if (!row) throw new NotFoundException(`user ${id} not found`);
+      const at = Math.max(version, row.settingsVersion + 1);
+      await persistUserSettings(manager, id, settings, at);
+      return at;
+    });
   }
 }
 

@@ -5,7 +5,8 @@ import { WriteBehindRunner } from './write-behind.runner.js';
 
 /**
  * Write-behind through BullMQ on its own Redis: `cache.writeBehind()` in the apps that accept
- * writes, `WriteBehindRunner` in the worker that persists them. Needs `CacheModule` registered
+ * writes, `WriteBehindRunner` in the worker that persists them (and `WriteBehindSweeper` in its
+ * providers, which reconciles pending writes that have no job). Needs `CacheModule` registered
  * globally and the `bullmq` package.
  */
 @Module({

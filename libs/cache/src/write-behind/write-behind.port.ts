@@ -14,8 +14,11 @@ export interface WriteBehindJob {
   version: number;
 }
 
-/** `write_behind_jobs_total` statuses. */
-export type WriteBehindStatus = 'accepted' | 'fallback' | 'written' | 'superseded' | 'retried' | 'failed';
+/**
+ * `write_behind_jobs_total` statuses; `requeued`: a pending write whose job was never added (the
+ * producer timed out between accepting and queueing), queued again by the sweeper.
+ */
+export type WriteBehindStatus = 'accepted' | 'fallback' | 'written' | 'superseded' | 'retried' | 'failed' | 'requeued';
 
 /** A write the queue did not take; `version` is set when it was already accepted (and is pending). */
 export class NotQueued extends Error {
@@ -30,6 +33,13 @@ export class NotQueued extends Error {
 export interface WriteBehindProducer {
   /** Takes the next version of the key, makes `value` its pending write and queues its job; throws `NotQueued`. */
   enqueue(job: Omit<WriteBehindJob, 'version'>, value: unknown): Promise<number>;
+  /**
+   * A version for a write the queue did not take (the synchronous fallback): from the queue's
+   * clock as last measured by this process, above every version it has seen.
+   */
+  fallbackVersion(): number;
+  /** A version a write ended up with elsewhere (e.g. the database raised it): later versions go above it. */
+  observe(version: number): void;
   /** The newest accepted, not yet persisted write of a key, if any. */
   pending(namespace: string, key: string): Promise<{ version: number; value: unknown } | undefined>;
   /** The write of `version` is done (persisted, or given up): it stops being pending unless a newer one came. */

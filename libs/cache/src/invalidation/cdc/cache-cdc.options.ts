@@ -31,6 +31,21 @@ export interface CacheCdcOptions {
   resync: () => readonly CdcInvalidation[];
   /** Reconnect backoff bounds. Default `'100ms'` to `'5s'`. */
   reconnect?: { minDelay?: Duration; maxDelay?: Duration };
+  /** Bound on opening the connection and on LISTEN; past it, the attempt counts as failed. Default `'5s'`. */
+  connectTimeout?: Duration;
+  /**
+   * A round trip (`SELECT 1`) on the LISTEN connection every `interval`: if it fails or takes longer
+   * than `timeout`, the connection is dropped, opened again and a resync runs, as after any lost
+   * connection. A network path that goes silent closes nothing, and would otherwise lose
+   * notifications unnoticed. Default `{ interval: '5s', timeout: '2s' }`.
+   */
+  heartbeat?: { interval?: Duration; timeout?: Duration };
+  /**
+   * Notifications are queued and applied one batch at a time: everything queued, up to `size`,
+   * coalesced into one `invalidate()` per namespace. Beyond `maxQueued` waiting notifications the
+   * queue is dropped and a resync runs instead. Default `{ size: 1000, maxQueued: 100000 }`.
+   */
+  batch?: { size?: number; maxQueued?: number };
   /** Also resync on the first connection (the cache may predate this process). Default `false`. */
   resyncOnStart?: boolean;
 }

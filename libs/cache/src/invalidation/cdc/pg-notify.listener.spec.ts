@@ -2,14 +2,57 @@ import { Test, type TestingModule } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from '../../../../../test/support/services.js';
 import { CacheModule } from '../../cache.module.js';
 import { CacheRuntime } from '../../cache.runtime.js';
 import { CacheService } from '../../cache.service.js';
 import { glob } from '../../keys/key-part.js';
 import { CacheCdcModule } from './cache-cdc.module.js';
+import type { CacheCdcOptions } from './cache-cdc.options.js';
 import { PgNotifyListener } from './pg-notify.listener.js';
+import { FreezingTcpProxy } from '../../../../../test/support/freezing-tcp-proxy.js';
 import { within } from '../../../../../test/support/wait.js';
+
+/** A table of 20 things whose trigger notifies `cache_invalidation` as the users trigger does. */
+const THINGS_SQL = `
+  CREATE TABLE things (id int PRIMARY KEY, name text NOT NULL);
+  CREATE FUNCTION things_notify() RETURNS trigger LANGUAGE plpgsql AS $$
+  BEGIN
+    PERFORM pg_notify('cache_invalidation', json_build_object('table', TG_TABLE_NAME, 'op', TG_OP,
+      'id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END, 'ts', extract(epoch FROM clock_timestamp()))::text);
+    RETURN NULL;
+  END $$;
+  CREATE TRIGGER things_notify AFTER INSERT OR UPDATE OR DELETE ON things FOR EACH ROW EXECUTE FUNCTION things_notify();
+  INSERT INTO things SELECT g, 'v1' FROM generate_series(1, 20) g;`;
+
+/** A cache with a CDC listener of the things table on `connectionString`, and its metrics. */
+async function startListener(connectionString: string, prefix: string, options: Partial<CacheCdcOptions> = {}) {
+  const moduleRef = await Test.createTestingModule({
+    imports: [
+      CacheModule.forRoot({ isGlobal: true, redis: { url: REDIS_URL }, keyPrefix: prefix }),
+      CacheCdcModule.forRoot({
+        connectionString,
+        map: (change) => (change.table === 'things' ? { namespace: 'things', keys: [`thing:${change.id}`] } : undefined),
+        resync: () => [{ namespace: 'things', patterns: [glob`thing:*`] }],
+        reconnect: { minDelay: 50, maxDelay: 200 },
+        ...options,
+      }),
+    ],
+  }).compile();
+  moduleRef.useLogger(false);
+  await moduleRef.init();
+  const runtime = moduleRef.get(CacheRuntime);
+  return {
+    moduleRef,
+    things: moduleRef.get(CacheService).namespace('things'),
+    listener: moduleRef.get(PgNotifyListener),
+    metric: async (name: string) => {
+      const line = (await runtime.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${name} `));
+      return Number(line?.split(' ')[1] ?? NaN);
+    },
+  };
+}
 
 describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
   const prefix = uniquePrefix('cdc');
@@ -19,43 +62,14 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
   let moduleRef: TestingModule;
   let things: ReturnType<CacheService['namespace']>;
   let listener: PgNotifyListener;
-  let runtime: CacheRuntime;
-
-  const metric = async (name: string) => {
-    const line = (await runtime.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${name} `));
-    return Number(line?.split(' ')[1] ?? NaN);
-  };
+  let metric: (name: string) => Promise<number>;
 
   beforeAll(async () => {
     database = await createTestDatabase('cdc_listener');
     sql = new pg.Client({ connectionString: database.url });
     await sql.connect();
-    await sql.query(`
-      CREATE TABLE things (id int PRIMARY KEY, name text NOT NULL);
-      CREATE FUNCTION things_notify() RETURNS trigger LANGUAGE plpgsql AS $$
-      BEGIN
-        PERFORM pg_notify('cache_invalidation', json_build_object('table', TG_TABLE_NAME, 'op', TG_OP,
-          'id', CASE WHEN TG_OP = 'DELETE' THEN OLD.id ELSE NEW.id END, 'ts', extract(epoch FROM clock_timestamp()))::text);
-        RETURN NULL;
-      END $$;
-      CREATE TRIGGER things_notify AFTER INSERT OR UPDATE OR DELETE ON things FOR EACH ROW EXECUTE FUNCTION things_notify();
-      INSERT INTO things SELECT g, 'v1' FROM generate_series(1, 20) g;`);
-    moduleRef = await Test.createTestingModule({
-      imports: [
-        CacheModule.forRoot({ isGlobal: true, redis: { url: REDIS_URL }, keyPrefix: prefix }),
-        CacheCdcModule.forRoot({
-          connectionString: database.url,
-          map: (change) => (change.table === 'things' ? { namespace: 'things', keys: [`thing:${change.id}`] } : undefined),
-          resync: () => [{ namespace: 'things', patterns: [glob`thing:*`] }],
-          reconnect: { minDelay: 50, maxDelay: 200 },
-        }),
-      ],
-    }).compile();
-    moduleRef.useLogger(false);
-    await moduleRef.init();
-    things = moduleRef.get(CacheService).namespace('things');
-    listener = moduleRef.get(PgNotifyListener);
-    runtime = moduleRef.get(CacheRuntime);
+    await sql.query(THINGS_SQL);
+    ({ moduleRef, things, listener, metric } = await startListener(database.url, prefix));
     await within(5000, () => listener.up);
   });
 
@@ -114,5 +128,108 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     await within(5000, () => listener.up && true);
     await within(5000, async () => (await metric('cdc_resyncs_total')) === resyncsBefore + 1);
     for (const id of ids) expect(await things.get(`thing:${id}`)).toBeUndefined();
+  });
+});
+
+describe('PgNotifyListener through a network path that goes silent (issue 11 items 7 and 12)', () => {
+  const prefix = uniquePrefix('cdc_silent');
+  const redis = new Redis(REDIS_URL);
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let sql: pg.Client;
+  let proxy: FreezingTcpProxy;
+  let started: Awaited<ReturnType<typeof startListener>> | undefined;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('cdc_silent');
+    sql = new pg.Client({ connectionString: database.url });
+    await sql.connect();
+    await sql.query(THINGS_SQL);
+    proxy = await FreezingTcpProxy.start(Number(new URL(database.url).port || 5432));
+  });
+
+  afterAll(async () => {
+    proxy?.thaw();
+    await started?.moduleRef.close();
+    await proxy?.stop();
+    await sql?.end();
+    await database?.drop();
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('issue 11 item 12: while the server accepts connections and never answers, each connect attempt ends after connectTimeout and the next one follows; once it answers, the listener is up', async () => {
+    proxy.freeze();
+    started = await startListener(proxy.url(database.url), prefix, { connectTimeout: 300, heartbeat: { interval: 200, timeout: 200 } });
+    await within(5000, () => proxy.accepted >= 3);
+    expect(started.listener.up).toBe(false);
+    proxy.thaw();
+    await within(5000, () => started!.listener.up);
+  });
+
+  it('issue 11 item 7: the path goes silent: the heartbeat marks the listener down; after the thaw it reconnects and resyncs, so changes made meanwhile are not missed', async () => {
+    const { things, listener, metric } = started!;
+    const ids = [1, 2, 3, 4, 5];
+    for (const id of ids) await things.set(`thing:${id}`, 'v1');
+    const resyncs = await metric('cdc_resyncs_total');
+
+    proxy.freeze();
+    for (const id of ids) await sql.query(`UPDATE things SET name = 'v2' WHERE id = $1`, [id]);
+    await within(2000, async () => !listener.up && (await metric('cdc_listener_up')) === 0);
+    expect(await things.get('thing:1')).toBe('v1');
+
+    proxy.thaw();
+    await within(5000, async () => listener.up && (await metric('cdc_resyncs_total')) === resyncs + 1);
+    for (const id of ids) expect(await things.get(`thing:${id}`)).toBeUndefined();
+  });
+});
+
+describe('PgNotifyListener under a flood (issue 11 item 3)', () => {
+  const prefix = uniquePrefix('cdc_flood');
+  const redis = new Redis(REDIS_URL);
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let sql: pg.Client;
+  let started: Awaited<ReturnType<typeof startListener>> | undefined;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('cdc_flood');
+    sql = new pg.Client({ connectionString: database.url });
+    await sql.connect();
+    await sql.query(THINGS_SQL);
+  });
+
+  afterAll(async () => {
+    await started?.moduleRef.close();
+    await sql?.end();
+    await database?.drop();
+    await dropPrefix(redis, prefix);
+    await redis.quit();
+  });
+
+  it('issue 11 item 3: more notifications waiting than batch.maxQueued: the queue is dropped and a resync evicts everything instead', async () => {
+    started = await startListener(database.url, prefix, { batch: { size: 1, maxQueued: 5 } });
+    const { things, listener, metric } = started;
+    await within(5000, () => listener.up);
+    for (let id = 1; id <= 20; id++) await things.set(`thing:${id}`, 'v1');
+    const [resyncs, notifications] = [await metric('cdc_resyncs_total'), await metric('cdc_notifications_total')];
+
+    await sql.query(`UPDATE things SET name = 'v2'`);
+    await within(3000, async () => (await metric('cdc_resyncs_total')) === resyncs + 1);
+    expect(await metric('cdc_notifications_total')).toBe(notifications + 20);
+    for (let id = 1; id <= 20; id++) expect(await things.get(`thing:${id}`)).toBeUndefined();
+  });
+
+  it('issue 11 items 3 and 7: batch and heartbeat options are checked at start-up, with the option named', () => {
+    const runtime = { metrics: { registry: new Registry() } } as unknown as CacheRuntime;
+    const listen = (options: Partial<CacheCdcOptions>) =>
+      new PgNotifyListener(
+        { connectionString: database.url, map: () => undefined, resync: () => [], ...options },
+        {} as CacheService,
+        runtime,
+      );
+    expect(() => listen({ heartbeat: { interval: 'soon' as never } })).toThrow(/heartbeat\.interval/);
+    expect(() => listen({ heartbeat: { timeout: 0 } })).toThrow(/heartbeat\.timeout must be above zero/);
+    expect(() => listen({ connectTimeout: -1 })).toThrow(/connectTimeout/);
+    expect(() => listen({ batch: { size: 0 } })).toThrow(/batch\.size/);
+    expect(() => listen({ batch: { maxQueued: 1.5 } })).toThrow(/batch\.maxQueued/);
   });
 });

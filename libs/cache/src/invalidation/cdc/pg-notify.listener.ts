@@ -2,11 +2,13 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import type pg from 'pg';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
+import { CacheError } from '../../cache.errors.js';
 import { CacheRuntime } from '../../cache.runtime.js';
 import { CacheService } from '../../cache.service.js';
 import { toMilliseconds } from '../../duration.js';
 import { CACHE_CDC_OPTIONS } from './cache-cdc.module-definition.js';
 import type { CacheCdcOptions, CdcInvalidation, CdcNotification } from './cache-cdc.options.js';
+import { InvalidationBatch } from './invalidation-batch.js';
 
 const notificationSchema = z.object({
   table: z.string(),
@@ -16,10 +18,39 @@ const notificationSchema = z.object({
   ts: z.number().optional(),
 });
 
+/** TCP keepalive idle delay of the LISTEN connection (the OS default is two hours). */
+const KEEPALIVE_IDLE_MS = 10_000;
+/** How often the listener logs what it did (counts, never a line per notification). */
+const SUMMARY_INTERVAL_MS = 10_000;
+
+/** One LISTEN connection and its heartbeat. */
+interface ListenConnection {
+  client: pg.Client;
+  heartbeat?: NodeJS.Timeout;
+  lost: boolean;
+}
+
+/** What happened since the last summary line. */
+interface Tally {
+  received: number;
+  applied: number;
+  batches: number;
+  calls: number;
+  ignored: number;
+  failed: number;
+  dropped: number;
+  lastProblem?: string;
+}
+
+const emptyTally = (): Tally => ({ received: 0, applied: 0, batches: 0, calls: 0, ignored: 0, failed: 0, dropped: 0 });
+
 /**
  * CDC invalidation: LISTENs on a dedicated PostgreSQL connection and evicts what the map derives
- * from each NOTIFY. Reconnects with backoff, and resyncs after every reconnect, because NOTIFY
- * has no replay. A NOTIFY of a transaction that rolled back is never delivered by PostgreSQL.
+ * from each NOTIFY. Notifications are queued and applied in coalesced batches, one batch at a
+ * time, so that a statement touching many rows costs a few Redis commands, not one per row.
+ * A heartbeat checks the connection; on a lost or silent one it reconnects with backoff and
+ * resyncs, because NOTIFY has no replay. A NOTIFY of a transaction that rolled back is never
+ * delivered by PostgreSQL.
  */
 @Injectable()
 export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -27,11 +58,22 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   private readonly channel: string;
   private readonly minDelayMs: number;
   private readonly maxDelayMs: number;
-  private client?: pg.Client;
+  private readonly connectTimeoutMs: number;
+  private readonly heartbeatIntervalMs: number;
+  private readonly heartbeatTimeoutMs: number;
+  private readonly batchSize: number;
+  private readonly maxQueued: number;
+  private connection?: ListenConnection;
   private stopped = false;
   private connectedOnce = false;
   private failures = 0;
   private reconnectTimer?: NodeJS.Timeout;
+  private summaryTimer?: NodeJS.Timeout;
+  /** received and not applied yet, oldest first */
+  private queue: CdcNotification[] = [];
+  private resyncWanted = false;
+  private draining?: Promise<void>;
+  private tally = emptyTally();
   private readonly notifications: Counter;
   private readonly lag: Gauge;
   private readonly listenerUp: Gauge;
@@ -46,26 +88,44 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     this.channel = options.channel ?? 'cache_invalidation';
     this.minDelayMs = toMilliseconds(options.reconnect?.minDelay ?? 100, 'reconnect.minDelay');
     this.maxDelayMs = toMilliseconds(options.reconnect?.maxDelay ?? 5_000, 'reconnect.maxDelay');
+    this.connectTimeoutMs = positiveDuration(options.connectTimeout, 5_000, 'connectTimeout');
+    this.heartbeatIntervalMs = positiveDuration(options.heartbeat?.interval, 5_000, 'heartbeat.interval');
+    this.heartbeatTimeoutMs = positiveDuration(options.heartbeat?.timeout, 2_000, 'heartbeat.timeout');
+    this.batchSize = positiveInteger(options.batch?.size, 1_000, 'batch.size');
+    this.maxQueued = positiveInteger(options.batch?.maxQueued, 100_000, 'batch.maxQueued');
     const registers = [runtime.metrics.registry];
     this.notifications = new Counter({ name: 'cdc_notifications_total', help: 'NOTIFY messages received', registers });
-    this.lag = new Gauge({ name: 'cdc_lag_seconds', help: 'From the row change to its eviction, last notification', registers });
+    this.lag = new Gauge({
+      name: 'cdc_lag_seconds',
+      help: 'From the row change to its eviction, for the last notification applied (includes time queued)',
+      registers,
+    });
     this.listenerUp = new Gauge({ name: 'cdc_listener_up', help: '1 while the LISTEN connection is up', registers });
-    this.resyncs = new Counter({ name: 'cdc_resyncs_total', help: 'Resyncs after a (re)connection', registers });
+    this.resyncs = new Counter({ name: 'cdc_resyncs_total', help: 'Resyncs after a (re)connection or a dropped backlog', registers });
   }
 
   onApplicationBootstrap(): void {
+    this.summaryTimer = setInterval(() => this.summarize(), SUMMARY_INTERVAL_MS).unref();
     this.connectSafely();
   }
 
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.reconnectTimer);
-    const client = this.client;
-    this.client = undefined;
+    clearInterval(this.summaryTimer);
+    const connection = this.connection;
+    this.connection = undefined;
     this.setUp(false);
-    await client?.end().catch(() => undefined);
+    if (connection) {
+      connection.lost = true;
+      clearInterval(connection.heartbeat);
+      const { client } = connection;
+      await bounded(client.end(), this.connectTimeoutMs, 'closing the LISTEN connection').catch(() => client.connection.stream.destroy());
+    }
+    await this.draining;
   }
 
+  // CONNECTION: one dedicated client, bounded connect and LISTEN, a heartbeat while it is up.
   private async connect(): Promise<void> {
     if (this.stopped) return;
     // `pg` is an optional peer dependency: only apps that use CDC load it.
@@ -74,89 +134,219 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
       connectionString: this.options.connectionString,
       application_name: 'cachekit-cdc',
       keepAlive: true,
+      keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
+      connectionTimeoutMillis: this.connectTimeoutMs,
     });
-    this.client = client;
-    let lost = false;
-    const onLost = (error?: Error) => {
-      if (lost || this.stopped) return;
-      lost = true;
-      this.setUp(false);
-      this.logger.warn(`LISTEN connection lost${error ? `: ${error.message}` : ''}; reconnecting`);
-      client.end().catch(() => undefined);
-      this.scheduleReconnect();
-    };
-    client.on('error', onLost);
-    client.on('end', () => onLost());
-    client.on('notification', (message) =>
-      this.receive(message.payload).catch((error: Error) => this.logger.warn(`CDC notification not applied: ${error.message}`)),
-    );
+    const connection: ListenConnection = { client, lost: false };
+    this.connection = connection;
+    client.on('error', (error: Error) => this.lose(connection, error.message));
+    client.on('notification', (message) => this.receive(message.payload));
     try {
       await client.connect();
-      await client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`);
+      await bounded(client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`), this.connectTimeoutMs, 'LISTEN');
     } catch (error) {
-      onLost(error as Error);
+      this.lose(connection, (error as Error).message);
       return;
     }
-    if (this.stopped) {
-      await client.end().catch(() => undefined);
-      return;
-    }
+    // Only now: while connecting, the failure itself (a timeout, a refusal) is the better reason.
+    client.on('end', () => this.lose(connection, 'the connection ended'));
+    if (connection.lost || this.stopped) return;
     this.failures = 0;
     this.setUp(true);
+    connection.heartbeat = this.startHeartbeat(connection);
     // After LISTEN: changes from now on arrive as notifications; those made before are covered here.
-    if (this.connectedOnce || this.options.resyncOnStart) await this.resync();
+    if (this.connectedOnce || this.options.resyncOnStart) this.requestResync();
     this.connectedOnce = true;
+  }
+
+  /** A bounded round trip on the connection itself: the only way to notice a path that went silent. */
+  private startHeartbeat(connection: ListenConnection): NodeJS.Timeout {
+    let beating = false;
+    return setInterval(() => {
+      if (beating || connection.lost) return;
+      beating = true;
+      bounded(connection.client.query('SELECT 1'), this.heartbeatTimeoutMs, 'heartbeat').then(
+        () => (beating = false),
+        (error: Error) => this.lose(connection, error.message),
+      );
+    }, this.heartbeatIntervalMs).unref();
+  }
+
+  /** The connection is gone or useless: mark the listener down, destroy it, reconnect (and resync). */
+  private lose(connection: ListenConnection, reason?: string): void {
+    if (connection.lost) return;
+    connection.lost = true;
+    clearInterval(connection.heartbeat);
+    // Destroyed, not ended: on a silent path a graceful end would wait for an answer forever.
+    connection.client.connection.stream.destroy();
+    if (this.connection !== connection || this.stopped) return;
+    this.connection = undefined;
+    this.setUp(false);
+    this.logger.warn(`LISTEN connection lost${reason ? `: ${reason}` : ''}; reconnecting`);
+    this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
     if (this.stopped) return;
+    clearTimeout(this.reconnectTimer);
     const delay = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** this.failures++);
     this.reconnectTimer = setTimeout(() => this.connectSafely(), delay * (0.5 + Math.random() / 2));
   }
 
-  /** A failure anywhere in connecting (or in a resync's map code) means: try again later, never crash. */
+  /** A failure anywhere in connecting means: try again later, never crash. */
   private connectSafely(): void {
     this.connect().catch((error: Error) => {
       this.logger.warn(`CDC listener failed: ${error.message}`);
       this.setUp(false);
-      this.client?.end().catch(() => undefined);
-      this.scheduleReconnect();
+      if (this.connection) this.lose(this.connection, error.message);
+      else this.scheduleReconnect();
     });
   }
 
-  private async receive(payload: string | undefined): Promise<void> {
+  // QUEUE: every notification is queued at once; one batch at a time is applied.
+  private receive(payload: string | undefined): void {
     let notification: CdcNotification;
     try {
       notification = notificationSchema.parse(JSON.parse(payload ?? ''));
     } catch {
-      this.logger.warn(`ignored a notification that is not {table, op, id}: ${String(payload).slice(0, 200)}`);
+      this.tally.ignored++;
+      this.tally.lastProblem = `ignored a notification that is not {table, op, id}: ${String(payload).slice(0, 200)}`;
       return;
     }
     this.notifications.inc();
-    await this.apply(this.options.map(notification));
-    if (notification.ts !== undefined) this.lag.set(Math.max(0, Date.now() / 1000 - notification.ts));
+    this.tally.received++;
+    if (this.queue.length >= this.maxQueued) {
+      // Too far behind to catch up one change at a time: evicting everything the map covers is always safe.
+      this.logger.warn(`more than ${this.maxQueued} CDC notifications waiting: dropped them, resyncing instead`);
+      this.tally.dropped += this.queue.length;
+      this.queue = [];
+      this.resyncWanted = true;
+    }
+    this.queue.push(notification);
+    this.kick();
+  }
+
+  private requestResync(): void {
+    this.resyncWanted = true;
+    this.kick();
+  }
+
+  /** Starts draining unless it runs; on the next turn, so that one socket read's notifications share a batch. */
+  private kick(): void {
+    if (this.draining || this.stopped) return;
+    this.draining = new Promise<void>((resolve) => setImmediate(resolve))
+      .then(() => this.drain())
+      .finally(() => {
+        this.draining = undefined;
+        if (this.queue.length || this.resyncWanted) this.kick();
+      });
+  }
+
+  private async drain(): Promise<void> {
+    while (!this.stopped) {
+      if (this.resyncWanted) {
+        this.resyncWanted = false;
+        await this.resync();
+      } else if (this.queue.length) {
+        await this.applyBatch(this.queue.splice(0, this.batchSize));
+      } else {
+        return;
+      }
+    }
+  }
+
+  // BATCH: map each notification, coalesce per namespace, one invalidate() per namespace.
+  private async applyBatch(batch: readonly CdcNotification[]): Promise<void> {
+    const coalesced = new InvalidationBatch();
+    for (const notification of batch) {
+      try {
+        for (const invalidation of asList(this.options.map(notification))) coalesced.add(invalidation);
+      } catch (error) {
+        this.problem(`the CDC map failed on ${notification.table} ${notification.id}: ${(error as Error).message}`);
+      }
+    }
+    await this.invalidate(coalesced);
+    this.tally.applied += batch.length;
+    this.tally.batches++;
+    const last = batch.findLast((notification) => notification.ts !== undefined);
+    if (last?.ts !== undefined) this.lag.set(Math.max(0, Date.now() / 1000 - last.ts));
   }
 
   private async resync(): Promise<void> {
     this.logger.log('resyncing: evicting everything the CDC map covers');
-    await this.apply(this.options.resync());
+    const coalesced = new InvalidationBatch();
+    try {
+      for (const invalidation of asList(this.options.resync())) coalesced.add(invalidation);
+    } catch (error) {
+      // Try again after a reconnect (with backoff), which resyncs.
+      this.logger.warn(`CDC resync failed: ${(error as Error).message}`);
+      if (this.connection) this.lose(this.connection, 'the resync failed');
+      return;
+    }
+    await this.invalidate(coalesced);
     this.resyncs.inc();
   }
 
-  private async apply(invalidations: CdcInvalidation | readonly CdcInvalidation[] | undefined): Promise<void> {
-    const list: readonly CdcInvalidation[] =
-      invalidations === undefined ? [] : Array.isArray(invalidations) ? invalidations : [invalidations as CdcInvalidation];
-    for (const { namespace, ...what } of list) {
+  private async invalidate(coalesced: InvalidationBatch): Promise<void> {
+    for (const [namespace, what] of coalesced.calls()) {
+      this.tally.calls++;
       try {
         await this.cache.namespace(namespace).invalidate(what, 'cdc');
       } catch (error) {
-        this.logger.warn(`CDC eviction in ${namespace} failed: ${(error as Error).message}`);
+        this.problem(`CDC eviction in ${namespace} failed: ${(error as Error).message}`);
       }
     }
+  }
+
+  private problem(message: string): void {
+    this.tally.failed++;
+    this.tally.lastProblem = message;
+  }
+
+  private summarize(): void {
+    const t = this.tally;
+    this.tally = emptyTally();
+    if (!t.received && !t.ignored && !t.failed && !t.dropped) return;
+    const parts = [`${t.received} notifications received, ${t.applied} applied in ${t.batches} batches (${t.calls} invalidate calls)`];
+    if (this.queue.length) parts.push(`${this.queue.length} queued`);
+    if (t.ignored) parts.push(`${t.ignored} ignored`);
+    if (t.failed) parts.push(`${t.failed} failed`);
+    if (t.dropped) parts.push(`${t.dropped} dropped for a resync`);
+    const text = `CDC, last ${SUMMARY_INTERVAL_MS / 1000} s: ${parts.join(', ')}`;
+    if (t.lastProblem) this.logger.warn(`${text}; last problem: ${t.lastProblem}`);
+    else this.logger.log(text);
   }
 
   private setUp(up: boolean): void {
     this.up = up;
     this.listenerUp.set(up ? 1 : 0);
   }
+}
+
+function asList(invalidations: CdcInvalidation | readonly CdcInvalidation[] | undefined): readonly CdcInvalidation[] {
+  if (invalidations === undefined) return [];
+  return Array.isArray(invalidations) ? invalidations : [invalidations as CdcInvalidation];
+}
+
+/** `work`, or an error once `ms` have passed without an answer. */
+function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+function positiveDuration(value: unknown, fallback: number, optionName: string): number {
+  const ms = value === undefined ? fallback : toMilliseconds(value, optionName);
+  if (ms <= 0) throw new CacheError('CACHE_INVALID_OPTION', `${optionName} must be above zero; got ${JSON.stringify(value)}`);
+  return ms;
+}
+
+function positiveInteger(value: unknown, fallback: number, optionName: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
+    throw new CacheError('CACHE_INVALID_OPTION', `${optionName} must be a whole number above zero; got ${JSON.stringify(value)}`);
+  }
+  return value;
 }

@@ -67,6 +67,26 @@ class HandlerFailure {
   }
 }
 
+/** The handler, run at most once for a request; its outcome is kept for whatever happens after it. */
+class HandlerRun {
+  /** set once the handler was called for this request */
+  outcome?: Promise<unknown>;
+
+  constructor(private readonly next: CallHandler) {}
+
+  /** Calls the handler; its error comes back as what `recover` makes of it, else as a `HandlerFailure`. */
+  async call(recover?: (error: unknown) => unknown): Promise<unknown> {
+    this.outcome = lastValueFrom(this.next.handle(), { defaultValue: undefined });
+    try {
+      return await this.outcome;
+    } catch (error) {
+      const recovered = recover?.(error);
+      if (recovered !== undefined) return recovered;
+      throw new HandlerFailure(error);
+    }
+  }
+}
+
 /** The argument lists of executions a `CacheInterceptor` already took: one per request, however many are bound. */
 const claimed = new WeakSet<object>();
 
@@ -118,26 +138,16 @@ export class CacheInterceptor implements NestInterceptor {
       }
     }
 
-    let key: string | undefined;
-    try {
-      key = this.trackBy(request, options, context);
-      if (key !== undefined && principal !== undefined) key += `|user=${principal}`;
-    } catch (error) {
-      this.logger.warn(`no cache key for ${label}: ${(error as Error).message}`);
-    }
+    const key = this.keyFor(label, () => {
+      const tracked = this.trackBy(request, options, context);
+      return tracked !== undefined && principal !== undefined ? `${tracked}|user=${principal}` : tracked;
+    });
     if (key === undefined) return next.handle();
 
-    // What this request's own handler run gave, so that nothing makes it run twice.
-    let ran: Promise<unknown> | undefined;
+    const handler = new HandlerRun(next);
     const loader = async (): Promise<unknown> => {
-      ran = lastValueFrom(next.handle(), { defaultValue: undefined });
-      let result: unknown;
-      try {
-        result = await ran;
-      } catch (error) {
-        if (isNotFound(error)) return notFoundRecord(error as HttpException);
-        throw new HandlerFailure(error);
-      }
+      const result = await handler.call((error) => (isNotFound(error) ? notFoundRecord(error as HttpException) : undefined));
+      if (isResponseRecord(result)) return result; // a 404, cached with its body
       if (result === null || result === undefined) return new Uncached(result); // null would read as "not found"
       const keyedHeaders = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
       const refusal = whyNotStorable(response, result, principal !== undefined, keyedHeaders);
@@ -146,7 +156,7 @@ export class CacheInterceptor implements NestInterceptor {
         return new Uncached(result);
       }
       const body = await toWireBody(result, this.reflector, context);
-      ran = Promise.resolve(body);
+      handler.outcome = Promise.resolve(body);
       return withRepresentation(response, body);
     };
 
@@ -156,7 +166,7 @@ export class CacheInterceptor implements NestInterceptor {
       if (value instanceof Uncached) {
         // Not stored: only the request whose handler produced it may have it.
         setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
-        if (ran === undefined) return next.handle();
+        if (handler.outcome === undefined) return next.handle();
         return of(value.value);
       }
       setResponseHeader(response, CACHE_STATUS_HEADER, status);
@@ -164,10 +174,10 @@ export class CacheInterceptor implements NestInterceptor {
     } catch (error) {
       if (error instanceof HandlerFailure) throw error.error;
       if (error instanceof HttpException) throw error;
-      if (ran !== undefined) {
+      if (handler.outcome !== undefined) {
         // The handler ran (or still runs) for this request: answer with its outcome, never run it again.
         setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
-        return from(ran);
+        return from(handler.outcome);
       }
       if (error instanceof CacheError && error.code === 'CACHE_LOADER_TIMEOUT') throw new GatewayTimeoutException(error.message);
       this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
@@ -182,22 +192,13 @@ export class CacheInterceptor implements NestInterceptor {
     if (writes) return writes;
     const options = this.optionsOf(context);
     if (!options) return next.handle();
-    let key: string | undefined;
-    try {
-      key = typeof options.key === 'function' ? options.key(data) : (options.key ?? `${this.patternOf(context)}|${canonical(data)}`);
-    } catch (error) {
-      this.logger.warn(`no cache key for ${label}: ${(error as Error).message}`);
-    }
+    const key = this.keyFor(label, () =>
+      typeof options.key === 'function' ? options.key(data) : (options.key ?? `${this.patternOf(context)}|${canonical(data)}`),
+    );
     if (key === undefined) return next.handle();
-    let ran: Promise<unknown> | undefined;
+    const handler = new HandlerRun(next);
     const loader = async (): Promise<unknown> => {
-      ran = lastValueFrom(next.handle(), { defaultValue: undefined });
-      let result: unknown;
-      try {
-        result = await ran;
-      } catch (error) {
-        throw new HandlerFailure(error);
-      }
+      const result = await handler.call();
       return result === null || result === undefined ? new Uncached(result) : result;
     };
     try {
@@ -205,9 +206,19 @@ export class CacheInterceptor implements NestInterceptor {
       return of(value instanceof Uncached ? value.value : value);
     } catch (error) {
       if (error instanceof HandlerFailure) throw error.error;
-      if (ran !== undefined) return from(ran);
+      if (handler.outcome !== undefined) return from(handler.outcome);
       this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
       return next.handle();
+    }
+  }
+
+  /** The key, or `undefined` (no caching for this request) when computing it fails. */
+  private keyFor(label: string, compute: () => string | undefined): string | undefined {
+    try {
+      return compute();
+    } catch (error) {
+      this.logger.warn(`no cache key for ${label}: ${(error as Error).message}`);
+      return undefined;
     }
   }
 

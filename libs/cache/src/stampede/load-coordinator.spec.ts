@@ -115,8 +115,17 @@ describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
     for (let round = 0; round < 30; round++) {
       const key = `race:${round}`;
       const invalidate = invalidations[round % invalidations.length];
-      const load = cache.getOrSet(key, () => sleep(30).then(() => 'old'), { tags: ['race'] });
-      await sleep(10); // the load has started (and holds its lease)
+      let loading!: () => void;
+      const loaderCalled = new Promise<void>((resolve) => (loading = resolve));
+      const load = cache.getOrSet(
+        key,
+        () => {
+          loading(); // the loader runs: the load holds its lease and has taken its start time
+          return sleep(30).then(() => 'old');
+        },
+        { tags: ['race'] },
+      );
+      await loaderCalled;
       await invalidate(key);
       expect(await load).toBe('old'); // its caller still gets what it loaded...
       const cached = await cache.get(key);

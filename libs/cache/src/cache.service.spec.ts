@@ -30,13 +30,53 @@ describe('CacheService against Redis', () => {
     await redis.quit();
   });
 
-  it('issue 11 item 9: with its version floor evicted, an older write-through still never replaces a newer cached row', async () => {
+  it('issue 11 item 9: an evicted version floor never lets an older write-through replace a newer row', async () => {
     const cache = await makeCache({ l1: false });
     const users = cache.namespace('floors');
-    await users.writeThrough('u:1', async () => ({ name: 'new', version: 5 }), { version: (u) => u.version });
-    await redis.unlink(`${prefix}~ver:floors:u:1`); // what allkeys-lfu does to a cold key
-    await users.writeThrough('u:1', async () => ({ name: 'old', version: 4 }), { version: (u) => u.version });
+    const put = (key: string, row: { name: string; version: number }) =>
+      users.writeThrough(key, async () => row, { version: (u) => u.version });
+    // The entry holds v5, its floor is evicted (what allkeys-lfu does to a cold key): v4 is refused.
+    await users.set('u:1', { name: 'new', version: 5 }, { version: (u: { version: number }) => u.version });
+    await put('u:1', { name: 'new', version: 5 });
+    await redis.unlink(`${prefix}~ver:floors:u:1`);
+    await put('u:1', { name: 'old', version: 4 });
     expect(await users.get('u:1')).toEqual({ name: 'new', version: 5 });
+    // Entry and floor evicted together: Redis knows nothing, so v4 is not written (the next read loads the row).
+    await redis.unlink(`${prefix}floors:u:1`, `${prefix}~ver:floors:u:1`);
+    await put('u:1', { name: 'old', version: 4 });
+    expect(await users.get('u:1')).toBeUndefined();
+    // ...and from then on the floor is known again: a newer write lands, an older one does not.
+    await put('u:1', { name: 'newer', version: 6 });
+    await put('u:1', { name: 'old', version: 4 });
+    expect(await users.get('u:1')).toEqual({ name: 'newer', version: 6 });
+  });
+
+  it('issue 11 item 9: a load whose tag stamp was evicted after a tag invalidation does not land', async () => {
+    // Two instances without a bus: only what Redis holds protects the load of one from the other's invalidation.
+    const ns = (await makeCache({ l1: false, bus: false })).namespace('stamps');
+    const other = (await makeCache({ l1: false, bus: false })).namespace('stamps');
+    let release!: () => void;
+    let loading!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const started = new Promise<void>((resolve) => (loading = resolve));
+    const load = ns.getOrSet(
+      'k',
+      async () => {
+        loading();
+        await released;
+        return 'old';
+      },
+      { tags: ['t'] },
+    );
+    await started;
+    await other.invalidateTags('t');
+    await redis.unlink(`${prefix}~tagts:stamps:t`); // evicted: it held the invalidation
+    release();
+    expect(await load).toBe('old');
+    expect(await ns.get('k')).toBeUndefined();
+    // A tag seen for the first time still caches at once (its stamp is armed with the lock).
+    expect(await ns.getOrSet('fresh', async () => 'v', { tags: ['new-tag'] })).toBe('v');
+    expect(await ns.get('fresh')).toBe('v');
   });
 
   it('issue 10: a value over maxEntrySize is served but never stored, and the older copy goes', async () => {

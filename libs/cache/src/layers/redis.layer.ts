@@ -5,14 +5,12 @@ import { decodeEnvelope } from '../entry/serializer.js';
 import { escapeGlob } from '../keys/key-part.js';
 import type { RedisKeys } from '../keys/redis-keys.js';
 import { SCRIPTS } from '../scripts/redis-script.js';
-import type { Lock } from '../stampede/redis-lock.js';
+import { type Lock, TAG_STAMP_TTL_MS } from '../stampede/redis-lock.js';
 import { HASH_TOMBSTONE_TTL_MS } from '../structures/hash-cache.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
 
 const SCAN_BATCH = 1000;
 const TAG_BATCH = 500;
-/** how long a tag invalidation is remembered against loads that started before it */
-const TAG_STAMP_TTL_MS = 10 * 60_000;
 /** how long the highest written version of an entry is remembered */
 const VERSION_TTL_MS = 24 * 60 * 60_000;
 
@@ -59,17 +57,25 @@ export class RedisLayer {
   }
 
   /**
-   * Writes a committed version: `true` if it landed, `false` if an equal or newer version was
-   * written before, `undefined` if Redis failed.
+   * Writes a committed version (see set-versioned.lua): `'written'`, `'older'` when a newer version
+   * holds, `'unknown'` when Redis knew nothing of the key (its floor is set, no value written),
+   * `undefined` if Redis failed.
    */
-  async setVersioned(id: string, payload: string, ttlMs: number, tagIds: readonly string[], version: number): Promise<boolean | undefined> {
+  async setVersioned(
+    id: string,
+    payload: string,
+    ttlMs: number,
+    tagIds: readonly string[],
+    version: number,
+  ): Promise<'written' | 'older' | 'unknown' | undefined> {
     const keys = [this.keys.entry(id), this.keys.lock(id), this.keys.version(id), ...tagIds.map((tag) => this.keys.tag(tag))];
     const landed = await this.guard(
       'SET',
       () => SCRIPTS.setVersioned.run(this.redis, keys, [payload, Math.max(ttlMs, 1), version, Math.max(ttlMs, VERSION_TTL_MS)]),
       undefined,
     );
-    return landed === undefined ? undefined : landed === 1;
+    if (landed === undefined) return undefined;
+    return landed === 1 ? 'written' : landed === 2 ? 'unknown' : 'older';
   }
 
   /** See EVICT_OLDER; `undefined` if Redis failed. */
@@ -96,7 +102,16 @@ export class RedisLayer {
     ];
     const landed = await this.guard(
       'SET',
-      () => SCRIPTS.setLeased.run(this.redis, keys, [payload, Math.max(ttlMs, 1), lease.token, lease.startedAt, tagIds.length]),
+      () =>
+        SCRIPTS.setLeased.run(this.redis, keys, [
+          payload,
+          Math.max(ttlMs, 1),
+          lease.token,
+          lease.startedAt,
+          tagIds.length,
+          armed(tagIds, lease.armedTags) ? 1 : 0,
+          TAG_STAMP_TTL_MS,
+        ]),
       undefined,
     );
     return landed === undefined ? undefined : landed === 1;
@@ -185,4 +200,9 @@ export class RedisLayer {
   private guard<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
     return this.breaker.run(command, run, fallback);
   }
+}
+
+/** Whether the lock armed the stamps of every tag the value ends up with. */
+function armed(tagIds: readonly string[], armedTags: readonly string[] = []): boolean {
+  return tagIds.every((tag) => armedTags.includes(tag));
 }

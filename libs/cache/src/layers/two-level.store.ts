@@ -139,10 +139,23 @@ export class TwoLevelStore {
     value: unknown,
     meta: EntryMeta & { g: number },
     now = Date.now(),
-  ): Promise<'written' | 'older' | 'failed'> {
-    const raw = serializeValue(value);
+  ): Promise<'written' | 'older' | 'unknown' | 'failed' | 'too-large'> {
+    const raw = this.serializeWithin(id, value);
+    if (raw === undefined) {
+      // The committed row is newer than what is cached: the cached copy goes (and the version
+      // floor rises, so an older write-through cannot land after it); readers load it.
+      await this.evictOlder(new Map([[id, meta.g]]));
+      return 'too-large';
+    }
     const landed = await this.l2.setVersioned(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], meta.g);
-    if (landed === false) return 'older';
+    if (landed === 'older') return 'older';
+    if (landed === 'unknown') {
+      // Redis knew nothing of the key (never cached, or evicted with its floor): no value was
+      // written there, so no copy here or elsewhere may keep an older one either.
+      this.deleteLocal([id]);
+      await this.announce({ ids: [id] });
+      return 'unknown';
+    }
     this.changed(id);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
     if (landed === undefined) {

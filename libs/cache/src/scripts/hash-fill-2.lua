@@ -1,6 +1,7 @@
 --[[
   Fills a hash object unless it was deleted (or updated while absent) since the fill started: a
-  database read that raced a delete must not bring the object back.
+  database read that raced a delete must not bring the object back. The tombstone was armed when
+  the fill began: a missing one (evicted, expired) counts as a delete.
 
   KEYS[1]  hash object
   KEYS[2]  its tombstone
@@ -9,8 +10,8 @@
   ARGV[3..] field, value (JSON), field, value...
   Returns 1 if filled, 0 if a delete came first.
 ]]
-local deleted = tonumber(redis.call('GET', KEYS[2]) or '-1')
-if deleted >= tonumber(ARGV[1]) then return 0 end
+local deleted = redis.call('GET', KEYS[2])
+if not deleted or tonumber(deleted) >= tonumber(ARGV[1]) then return 0 end
 redis.call('DEL', KEYS[1])
 if #ARGV > 2 then
   redis.call('HSET', KEYS[1], unpack(ARGV, 3))

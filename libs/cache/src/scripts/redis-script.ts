@@ -45,6 +45,7 @@ export const SCRIPTS = {
   extendLock: new RedisScript('extend-lock-1'),
   releaseLock: new RedisScript('release-lock-1'),
   hashSetField: new RedisScript('hash-set-field-2'),
+  hashFillBegin: new RedisScript('hash-fill-begin-1'),
   hashFill: new RedisScript('hash-fill-2'),
   hashDelete: new RedisScript('hash-delete'),
 } as const;

@@ -1,7 +1,9 @@
 --[[
   The end of a load: lands only if the load still holds its lock and none of its tags was
   invalidated since it started. A lock that is gone (released, expired, evicted) counts as
-  "changed": nothing is written.
+  "changed": nothing is written. So does a missing stamp of a tag the lock armed (evicted or
+  expired: it may have held an invalidation); a tag known only now (computed from the value) gets
+  its stamp created.
 
   KEYS[1]          entry
   KEYS[2]          lock of the entry
@@ -12,6 +14,8 @@
   ARGV[3]          the lock's owner token
   ARGV[4]          when the load started (Redis time, ms)
   ARGV[5]          n, the number of tags
+  ARGV[6]          1 if the tags were armed when the lock was taken, else 0
+  ARGV[7]          tag stamp ttl, ms
   Returns 1 if written, 0 if not.
 ]]
 --@include index-tags
@@ -19,7 +23,11 @@ if redis.call('GET', KEYS[2]) ~= ARGV[3] then return 0 end
 local n = tonumber(ARGV[5])
 for i = 1, n do
   local stamp = redis.call('GET', KEYS[2 + n + i])
-  if stamp and tonumber(stamp) >= tonumber(ARGV[4]) then
+  if not stamp and ARGV[6] ~= '1' then
+    redis.call('SET', KEYS[2 + n + i], '0', 'PX', ARGV[7])
+    stamp = '0'
+  end
+  if not stamp or tonumber(stamp) >= tonumber(ARGV[4]) then
     redis.call('DEL', KEYS[2])
     return 0
   end

@@ -2,7 +2,9 @@
   Write-through of a committed row version: lands unless a newer version was written (or
   committed elsewhere, see evict-older); the same version again carries the same row. The
   entry's own version counts too, so an evicted version floor does not let an older row replace
-  a newer cached one.
+  a newer cached one. With neither an entry nor a floor (never cached, or both evicted: under
+  allkeys-* Redis cannot tell), nothing is known about newer versions: the version is recorded
+  as the floor and no value is written (the next read loads the row).
 
   KEYS[1]   entry
   KEYS[2]   lock of the entry
@@ -12,12 +14,16 @@
   ARGV[2]   ttl, ms
   ARGV[3]   version
   ARGV[4]   version floor ttl, ms
-  Returns 1 if written, 0 if a newer version holds.
+  Returns 1 if written, 0 if a newer version holds, 2 if nothing was known (floor set, no value).
 ]]
 --@include index-tags
-local written = tonumber(redis.call('GET', KEYS[3]) or '-1')
-if written > tonumber(ARGV[3]) then return 0 end
+local floor = redis.call('GET', KEYS[3])
 local current = redis.call('GET', KEYS[1])
+if not floor and not current then
+  redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+  return 2
+end
+if floor and tonumber(floor) > tonumber(ARGV[3]) then return 0 end
 if current then
   local ok, envelope = pcall(cjson.decode, current)
   local held = ok and type(envelope) == 'table' and tonumber(envelope.g)

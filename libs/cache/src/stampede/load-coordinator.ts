@@ -132,8 +132,9 @@ export class LoadCoordinator {
     const token = randomBytes(16).toString('hex');
     const lockTtlMs = policy.lock ? policy.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
     let lease: Lock | undefined;
-    const attempt = await this.store.lock.acquire(id, token, lockTtlMs);
-    if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt };
+    const armedTags = tagIdsKnownBefore(request);
+    const attempt = await this.store.lock.acquire(id, token, lockTtlMs, armedTags);
+    if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt, armedTags };
     else if (attempt) {
       // Another process is loading this key.
       if (background) return staleOf(stale as StoredValue);
@@ -230,9 +231,10 @@ export class LoadCoordinator {
       const found = await this.store.readRemote(id);
       // The value of someone else's load: a MISS for this caller, like single-flight joiners.
       if (found && Date.now() < found.meta.f) return { value: { value: found.value as T, status: 'MISS' } };
-      const attempt = await this.store.lock.acquire(id, token, policy.lock.ttlMs);
+      const armedTags = tagIdsKnownBefore(request);
+      const attempt = await this.store.lock.acquire(id, token, policy.lock.ttlMs, armedTags);
       if (!attempt) return {}; // Redis went away: load without a lease
-      if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt } };
+      if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt, armedTags } };
     }
     return {};
   }
@@ -267,6 +269,12 @@ export class LoadCoordinator {
     this.lastWarnAt = now;
     this.logger.warn(message);
   }
+}
+
+/** The ids of the tags a load will carry, when they do not depend on its value (their stamps are armed with the lock). */
+function tagIdsKnownBefore(request: Pick<LoadRequest<unknown>, 'namespace' | 'policy'>): readonly string[] {
+  const { tags } = request.policy;
+  return Array.isArray(tags) ? tags.map((tag: string) => `${request.namespace}:${tag}`) : [];
 }
 
 /**

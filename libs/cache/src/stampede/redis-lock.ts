@@ -3,11 +3,15 @@ import type { RedisKeys } from '../keys/redis-keys.js';
 import type { CircuitBreaker } from '../layers/circuit-breaker.js';
 import { SCRIPTS } from '../scripts/redis-script.js';
 
-/** A held load lock: its owner token, and when the load started (Redis time, ms). */
+/** A held load lock: its owner token, when the load started (Redis time, ms), and the tags it armed. */
 export interface Lock {
   token: string;
   startedAt: number;
+  armedTags?: readonly string[];
 }
+
+/** how long a tag invalidation is remembered against loads that started before it */
+export const TAG_STAMP_TTL_MS = 10 * 60_000;
 
 /**
  * The lock one load of an entry holds across processes (`SET NX PX` with an owner token): the
@@ -21,11 +25,20 @@ export class RedisLock {
     private readonly breaker: CircuitBreaker,
   ) {}
 
-  /** `undefined` when Redis failed: the caller then loads without a lock. */
-  async acquire(id: string, token: string, ttlMs: number): Promise<{ acquired: boolean; startedAt: number } | undefined> {
+  /**
+   * Takes the lock and arms the stamps of `tagIds` (the load's tags known before it runs, see
+   * acquire-lock-1.lua). `undefined` when Redis failed: the caller then loads without a lock.
+   */
+  async acquire(
+    id: string,
+    token: string,
+    ttlMs: number,
+    tagIds: readonly string[] = [],
+  ): Promise<{ acquired: boolean; startedAt: number } | undefined> {
+    const keys = [this.keys.lock(id), ...tagIds.map((tag) => this.keys.tagStamp(tag))];
     const answer = await this.breaker.run(
       'EVALSHA',
-      async () => (await SCRIPTS.acquireLock.run(this.redis, [this.keys.lock(id)], [token, ttlMs])) as [number, number],
+      async () => (await SCRIPTS.acquireLock.run(this.redis, keys, [token, ttlMs, TAG_STAMP_TTL_MS])) as [number, number],
       undefined,
     );
     return answer && { acquired: answer[0] === 1, startedAt: Number(answer[1]) };

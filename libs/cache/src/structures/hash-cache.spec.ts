@@ -91,6 +91,25 @@ describe('HashCache against Redis', () => {
     expect(await users.getField('race', 'settings')).toBeUndefined();
   });
 
+  it('issue 11 item 9: a fill whose tombstone was evicted after a delete does not land', async () => {
+    await users.set('evicted', { name: 'Old' });
+    let release!: () => void;
+    let reading!: () => void;
+    const loaded = new Promise<void>((resolve) => (release = resolve));
+    const started = new Promise<void>((resolve) => (reading = resolve));
+    const fill = users.fill('evicted', async () => {
+      reading();
+      await loaded;
+      return { name: 'Old' };
+    });
+    await started;
+    await users.delete('evicted');
+    await redis.unlink(`${prefix}~hash:users:~gone:evicted`); // the tombstone, evicted
+    release();
+    await fill;
+    expect(await users.get('evicted')).toBeUndefined();
+  });
+
   it('reads a corrupt field as undefined and keeps the readable ones', async () => {
     await users.set(6, { name: 'Fay', age: 40 });
     await redis.hset(keyOf(6), 'age', '{not json');

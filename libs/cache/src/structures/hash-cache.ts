@@ -65,20 +65,17 @@ export class HashCache {
    * it was deleted meanwhile, so an object deleted while it was being read never comes back.
    */
   async fill(id: string | number, load: () => Promise<HashObject | null>): Promise<HashObject | null> {
-    const time = await this.call('TIME', () => this.redis.time(), undefined);
+    const tombstone = this.tombstonePrefix + String(id);
+    const begun = await this.call('EVALSHA', () => SCRIPTS.hashFillBegin.run(this.redis, [tombstone], [HASH_TOMBSTONE_TTL_MS]), undefined);
     const object = await load();
-    // Without Redis time there is no safe fill: the object is served, not stored.
-    if (!object || !time) return object ?? null;
-    const startedAt = Number(time[0]) * 1000 + Math.floor(Number(time[1]) / 1000);
+    // Without its start (Redis time, the armed tombstone) there is no safe fill: the object is served, not stored.
+    if (!object || begun === undefined) return object ?? null;
+    const startedAt = Number(begun);
     const fields: string[] = [];
     for (const [field, value] of Object.entries(object)) {
       if (value !== undefined) fields.push(field, serializeValue(value));
     }
-    await this.call(
-      'EVALSHA',
-      () => SCRIPTS.hashFill.run(this.redis, [this.key(id), this.tombstonePrefix + String(id)], [startedAt, this.ttlMs, ...fields]),
-      0,
-    );
+    await this.call('EVALSHA', () => SCRIPTS.hashFill.run(this.redis, [this.key(id), tombstone], [startedAt, this.ttlMs, ...fields]), 0);
     return object;
   }
 

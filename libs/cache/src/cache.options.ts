@@ -6,9 +6,27 @@ import { CacheError } from './cache.errors.js';
 import { assertKnownOptions, NAMESPACE_OPTION_NAMES, type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { type Configurable, type DurationOption, toMilliseconds } from './duration.js';
 
+/** A Redis primary found through Sentinel (ioredis' `sentinels` and `name`), with its credentials. */
+export interface SentinelOptions {
+  sentinels: ReadonlyArray<{ host: string; port: number }>;
+  /** the primary's name in the Sentinel configuration */
+  name: string;
+  username?: string;
+  password?: string;
+  /** credentials of the Sentinels themselves, when they have any */
+  sentinelUsername?: string;
+  sentinelPassword?: string;
+  /** TLS to the primary and the Sentinels */
+  tls?: boolean;
+  db?: number;
+}
+
 export interface CacheModuleOptions {
-  /** The cache Redis: a URL (the module owns and closes the connection) or a client you own. */
-  redis: { url: string } | { client: Redis };
+  /**
+   * The cache Redis: a URL or a Sentinel setup (the module owns and closes the connection), or an
+   * ioredis client you own.
+   */
+  redis: { url: string } | { sentinel: SentinelOptions } | { client: Redis };
   /** Prepended to every Redis key this module writes. Default `'cache:'`. */
   keyPrefix?: string;
   /** TTL when a call names none. Default `'60s'`. */
@@ -72,7 +90,7 @@ export interface HttpCacheOptions {
 
 /** The validated module options, durations in milliseconds. */
 export interface CacheConfig {
-  redis: { url: string } | { client: Redis };
+  redis: { url: string } | { sentinel: SentinelOptions } | { client: Redis };
   keyPrefix: string;
   defaultTtlMs: number;
   negativeTtlMs: number;
@@ -127,6 +145,18 @@ export const redisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must start with
 const schema = z.strictObject({
   redis: z.union([
     z.strictObject({ url: redisUrlSchema }),
+    z.strictObject({
+      sentinel: z.strictObject({
+        sentinels: z.array(z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })).min(1),
+        name: z.string().min(1),
+        username: z.string().optional(),
+        password: z.string().optional(),
+        sentinelUsername: z.string().optional(),
+        sentinelPassword: z.string().optional(),
+        tls: z.boolean().optional(),
+        db: z.number().int().min(0).optional(),
+      }),
+    }),
     z.strictObject({ client: z.custom<Redis>((c) => typeof c === 'object' && c !== null && 'sendCommand' in c, 'an ioredis client') }),
   ]),
   keyPrefix: z

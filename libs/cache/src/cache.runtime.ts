@@ -1,7 +1,7 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Redis, type RedisOptions } from 'ioredis';
 import { CACHE_CONFIG } from './cache.constants.js';
-import type { CacheConfig } from './cache.options.js';
+import type { CacheConfig, SentinelOptions } from './cache.options.js';
 import { InvalidationBus, type InvalidationMessage } from './invalidation/invalidation-bus.js';
 import { RedisKeys } from './keys/redis-keys.js';
 import { MemoryLayer } from './layers/memory.layer.js';
@@ -36,7 +36,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
       this.redis = config.redis.client;
       this.ownsRedis = false;
     } else {
-      this.redis = new Redis(config.redis.url, {
+      const options: RedisOptions = {
         lazyConnect: true,
         // A cache must answer "miss" when Redis is away, not queue commands until it is back.
         enableOfflineQueue: false,
@@ -46,7 +46,9 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
         // ioredis waits this long for an already closed socket on disconnect; keep shutdown quick.
         disconnectTimeout: 200,
         retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-      });
+      };
+      this.redis =
+        'url' in config.redis ? new Redis(config.redis.url, options) : new Redis({ ...options, ...sentinelOptions(config.redis.sentinel) });
       this.redis.on('error', () => undefined); // failures are reported by RedisLayer, once per interval
       this.ownsRedis = true;
     }
@@ -156,4 +158,21 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     const namespaces = changed.map((id) => id.slice(0, id.indexOf(':')).replace(/\\/g, ''));
     for (const namespace of new Set(namespaces)) this.metrics.invalidations.inc({ namespace, source: 'bus' });
   }
+}
+
+/** ioredis options for a primary found through Sentinel; a failover moves the connection to the new primary. */
+function sentinelOptions(sentinel: SentinelOptions): RedisOptions {
+  return {
+    sentinels: sentinel.sentinels.map(({ host, port }) => ({ host, port })),
+    name: sentinel.name,
+    username: sentinel.username,
+    password: sentinel.password,
+    sentinelUsername: sentinel.sentinelUsername,
+    sentinelPassword: sentinel.sentinelPassword,
+    db: sentinel.db,
+    tls: sentinel.tls ? {} : undefined,
+    enableTLSForSentinelMode: sentinel.tls === true,
+    // A failover is a reconnect to another primary: go on at once with the new one.
+    sentinelRetryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
+  };
 }

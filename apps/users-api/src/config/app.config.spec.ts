@@ -14,6 +14,29 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads a Sentinel setup for the cache Redis, with its credentials and TLS', () => {
+    expect(loadConfig({}).redisSentinel).toBeUndefined();
+    const config = loadConfig({
+      REDIS_SENTINELS: 'sentinel-1:26379, sentinel-2:26380',
+      REDIS_SENTINEL_NAME: 'cache',
+      REDIS_PASSWORD: 'secret',
+      REDIS_TLS: '1',
+    });
+    expect(config.redisSentinel).toEqual({
+      sentinels: [
+        { host: 'sentinel-1', port: 26379 },
+        { host: 'sentinel-2', port: 26380 },
+      ],
+      name: 'cache',
+      username: undefined,
+      password: 'secret',
+      tls: true,
+    });
+    expect(() => loadConfig({ REDIS_SENTINELS: '127.0.0.1:26379' })).toThrow(/REDIS_SENTINEL_NAME/);
+    expect(() => loadConfig({ REDIS_SENTINELS: 'no-port', REDIS_SENTINEL_NAME: 'x' })).toThrow(/REDIS_SENTINELS/);
+    expect(() => loadConfig({ REDIS_TLS: 'yes' })).toThrow(/REDIS_TLS/);
+  });
+
   it('names every bad variable', () => {
     expect(() => loadConfig({ PORT: 'eighty', USERS_CACHE_TTL: 'forever', REDIS_URL: 'http://x' })).toThrow(
       /PORT.*REDIS_URL.*USERS_CACHE_TTL|PORT.*USERS_CACHE_TTL.*REDIS_URL/,

@@ -1,4 +1,4 @@
-import { toMilliseconds } from '@cachekit/cache';
+import { type SentinelOptions, toMilliseconds } from '@cachekit/cache';
 import { z } from 'zod';
 
 /** Every setting users-api reads from the environment (`.env.example` lists them with their defaults). */
@@ -6,6 +6,8 @@ export interface AppConfig {
   port: number;
   databaseUrl: string;
   redisUrl: string;
+  /** the cache Redis through Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME); `redisUrl` is then not used for the cache */
+  redisSentinel?: SentinelOptions;
   /** BullMQ's Redis (write-behind); REDIS_URL when unset */
   queueRedisUrl: string;
   cacheKeyPrefix: string;
@@ -45,6 +47,14 @@ const schema = z.object({
     .string()
     .regex(/^rediss?:\/\//, 'must be a redis:// URL')
     .optional(),
+  REDIS_SENTINELS: z
+    .string()
+    .regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be a comma-separated list of host:port')
+    .optional(),
+  REDIS_SENTINEL_NAME: z.string().min(1).optional(),
+  REDIS_USERNAME: z.string().optional(),
+  REDIS_PASSWORD: z.string().optional(),
+  REDIS_TLS: z.enum(['0', '1']).default('0'),
   CACHE_KEY_PREFIX: z
     .string()
     .max(64)
@@ -71,6 +81,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     port: e.PORT,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisSentinel: sentinelFromEnv(e),
     queueRedisUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
     cacheKeyPrefix: e.CACHE_KEY_PREFIX,
     cacheDefaultTtlMs: e.CACHE_DEFAULT_TTL,
@@ -80,4 +91,21 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     usersReadDelayMs: e.USERS_READ_DELAY_MS,
     cacheAdminToken: e.CACHE_ADMIN_TOKEN,
   };
+}
+
+/** REDIS_SENTINELS (`host:port,...`) with REDIS_SENTINEL_NAME, and the credentials and TLS for it; undefined without REDIS_SENTINELS. */
+function sentinelFromEnv(e: {
+  REDIS_SENTINELS?: string;
+  REDIS_SENTINEL_NAME?: string;
+  REDIS_USERNAME?: string;
+  REDIS_PASSWORD?: string;
+  REDIS_TLS: '0' | '1';
+}): SentinelOptions | undefined {
+  if (!e.REDIS_SENTINELS) return undefined;
+  if (!e.REDIS_SENTINEL_NAME) throw new Error('Invalid environment: REDIS_SENTINEL_NAME: required with REDIS_SENTINELS');
+  const sentinels = e.REDIS_SENTINELS.split(',').map((entry) => {
+    const [host, port] = entry.trim().split(':');
+    return { host, port: Number(port) };
+  });
+  return { sentinels, name: e.REDIS_SENTINEL_NAME, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls: e.REDIS_TLS === '1' };
 }

@@ -1,3 +1,4 @@
+import type { SentinelOptions } from '@cachekit/cache';
 import { z } from 'zod';
 
 /** Every setting the worker reads from the environment (`.env.example` lists them). */
@@ -5,6 +6,8 @@ export interface WorkerConfig {
   port: number;
   databaseUrl: string;
   redisUrl: string;
+  /** the cache Redis through Sentinel (REDIS_SENTINELS, REDIS_SENTINEL_NAME); `redisUrl` is then not used for the cache */
+  redisSentinel?: SentinelOptions;
   queueRedisUrl: string;
   cacheKeyPrefix: string;
   concurrency: number;
@@ -23,6 +26,14 @@ const schema = z.object({
     .default('postgres://postgres@127.0.0.1:5432/postgres'),
   REDIS_URL: redisUrl.default('redis://127.0.0.1:6379'),
   QUEUE_REDIS_URL: redisUrl.optional(),
+  REDIS_SENTINELS: z
+    .string()
+    .regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'must be a comma-separated list of host:port')
+    .optional(),
+  REDIS_SENTINEL_NAME: z.string().min(1).optional(),
+  REDIS_USERNAME: z.string().optional(),
+  REDIS_PASSWORD: z.string().optional(),
+  REDIS_TLS: z.enum(['0', '1']).default('0'),
   CACHE_KEY_PREFIX: z
     .string()
     .max(64)
@@ -44,6 +55,7 @@ export function loadWorkerConfig(env: NodeJS.ProcessEnv = process.env): WorkerCo
     port: e.WORKER_PORT,
     databaseUrl: e.DATABASE_URL,
     redisUrl: e.REDIS_URL,
+    redisSentinel: sentinelFromEnv(e),
     queueRedisUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
     cacheKeyPrefix: e.CACHE_KEY_PREFIX,
     concurrency: e.WRITE_BEHIND_CONCURRENCY,
@@ -63,4 +75,21 @@ export function bullConnection(url: string) {
     tls: parsed.protocol === 'rediss:' ? {} : undefined,
     maxRetriesPerRequest: null,
   };
+}
+
+/** REDIS_SENTINELS (`host:port,...`) with REDIS_SENTINEL_NAME, and the credentials and TLS for it; undefined without REDIS_SENTINELS. */
+function sentinelFromEnv(e: {
+  REDIS_SENTINELS?: string;
+  REDIS_SENTINEL_NAME?: string;
+  REDIS_USERNAME?: string;
+  REDIS_PASSWORD?: string;
+  REDIS_TLS: '0' | '1';
+}): SentinelOptions | undefined {
+  if (!e.REDIS_SENTINELS) return undefined;
+  if (!e.REDIS_SENTINEL_NAME) throw new Error('Invalid environment: REDIS_SENTINEL_NAME: required with REDIS_SENTINELS');
+  const sentinels = e.REDIS_SENTINELS.split(',').map((entry) => {
+    const [host, port] = entry.trim().split(':');
+    return { host, port: Number(port) };
+  });
+  return { sentinels, name: e.REDIS_SENTINEL_NAME, username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls: e.REDIS_TLS === '1' };
 }

@@ -79,6 +79,50 @@ describe('CacheService against Redis', () => {
     expect(await ns.get('fresh')).toBe('v');
   });
 
+  it('review: a write-through Redis knew nothing about still ends a running load, whose older value never lands', async () => {
+    const reader = (await makeCache({ l1: false, bus: false })).namespace('unknown');
+    const writer = (await makeCache({ l1: false, bus: false })).namespace('unknown');
+    let release!: () => void;
+    let loading!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const started = new Promise<void>((resolve) => (loading = resolve));
+    const load = reader.getOrSet('row', async () => {
+      loading();
+      await released; // read v1 from the database; the answer is on its way
+      return { version: 1 };
+    });
+    await started;
+    await writer.writeThrough('row', async () => ({ version: 2 }), { version: (row) => row.version }); // 'unknown': no entry, no floor
+    release();
+    expect(await load).toEqual({ version: 1 });
+    expect(await reader.get('row')).toBeUndefined();
+  });
+
+  it('review: a load with tags computed from its value does not land when their stamp was evicted after an invalidation', async () => {
+    const ns = (await makeCache({ l1: false, bus: false })).namespace('dynamic-tags');
+    const other = (await makeCache({ l1: false, bus: false })).namespace('dynamic-tags');
+    await other.invalidateTags('t'); // the stamp exists, then goes (evicted) while a load runs
+    let release!: () => void;
+    let loading!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    const started = new Promise<void>((resolve) => (loading = resolve));
+    const load = ns.getOrSet(
+      'k',
+      async () => {
+        loading();
+        await released;
+        return 'old';
+      },
+      { tags: () => ['t'] },
+    );
+    await started;
+    await other.invalidateTags('t');
+    await redis.unlink(`${prefix}~tagts:dynamic-tags:t`);
+    release();
+    await load;
+    expect(await ns.get('k')).toBeUndefined();
+  });
+
   it('issue 10: a value over maxEntrySize is served but never stored, and the older copy goes', async () => {
     const cache = await makeCache({ maxEntrySize: 1_000 });
     await cache.set('big', 'small', { ttl: '1m' });

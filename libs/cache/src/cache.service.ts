@@ -269,7 +269,7 @@ export class CacheNamespace {
       tombstonePrefix: this.runtime.keys.hashTombstonePrefix(this.name),
       io: {
         // Invalidations Redis missed run before any hash command: until then the hashes may be stale.
-        run: async (command, run, fallback) => ((await store.deferred.settled()) ? store.l2.run(command, run, fallback) : fallback),
+        run: (command, run, fallback) => (store.deferred.settledNow() ? store.l2.run(command, run, fallback) : Promise.resolve(fallback)),
         lost: (id) => void store.deleteHashes(this.name, [id]),
       },
     });

@@ -8,6 +8,7 @@ import {
   Param,
   Post,
   Query,
+  Res,
   UseInterceptors,
 } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
@@ -60,6 +61,22 @@ class ThingsController {
   missing() {
     count('missing');
     throw new NotFoundException();
+  }
+
+  @Get('missing-private')
+  @Cacheable({ negativeTtl: '10s' })
+  missingPrivate(@Res({ passthrough: true }) response: { setHeader: (name: string, value: string) => void }) {
+    count('missing-private');
+    response.setHeader('Cache-Control', 'no-store');
+    throw new NotFoundException(`nothing for visitor ${calls['missing-private']}`);
+  }
+
+  @Get('created')
+  @Cacheable()
+  created(@Res({ passthrough: true }) response: { status: (code: number) => void }) {
+    count('created');
+    response.status(201);
+    return { call: calls.created };
   }
 
   @Get('refused')
@@ -226,6 +243,21 @@ describe('CacheInterceptor over HTTP', () => {
     const second = await http.get('/everywhere/7').timeout(3_000).expect(200);
     expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
     expect(calls['everywhere:7']).toBe(1);
+  });
+
+  it('review: a 404 answered with Cache-Control: no-store is not cached either, and keeps its own body', async () => {
+    const http = await start();
+    const first = await http.get('/things/missing-private').expect(404);
+    const second = await http.get('/things/missing-private').expect(404);
+    expect([first.body.message, second.body.message]).toEqual(['nothing for visitor 1', 'nothing for visitor 2']);
+    expect(second.headers['x-cache']).toBe('MISS');
+  });
+
+  it('review: a status set at run time (201 on a GET) is not stored, since a hit would answer 200', async () => {
+    const http = await start();
+    await http.get('/things/created').expect(201);
+    const again = await http.get('/things/created').expect(201);
+    expect(again.body).toEqual({ call: 2 });
   });
 
   it('evicts after a successful @CacheEvict handler', async () => {

@@ -53,6 +53,7 @@ const MICROSERVICE_PATTERN_METADATA = 'microservices:pattern';
 const VERSION_METADATA = '__version__';
 const ROUTE_ARGS_METADATA = '__routeArguments__';
 const RESPONSE_PASSTHROUGH_METADATA = '__responsePassthrough__';
+const SSE_METADATA = '__sse__';
 const RESPONSE_PARAM = 1;
 const NEXT_PARAM = 2;
 /** Representation headers a hit replays as the miss sent them. */
@@ -126,8 +127,8 @@ export class CacheInterceptor implements NestInterceptor {
     if (writes) return writes;
     const options = this.optionsOf(context);
     if (!options || !this.isRequestCacheable(request, options)) return next.handle();
-    // The handler sends its own response: the cache could neither see nor replay it.
-    if (respondsItself(context)) return next.handle();
+    // The handler sends its own response (or a stream of events): the cache could neither see nor replay it.
+    if (respondsItself(context) || this.reflector.get<unknown>(SSE_METADATA, context.getHandler())) return next.handle();
 
     let principal: string | undefined;
     if (this.hasCredentials(request)) {
@@ -145,11 +146,17 @@ export class CacheInterceptor implements NestInterceptor {
     if (key === undefined) return next.handle();
 
     const handler = new HandlerRun(next);
+    const keyedHeaders = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
     const loader = async (): Promise<unknown> => {
-      const result = await handler.call((error) => (isNotFound(error) ? notFoundRecord(error as HttpException) : undefined));
-      if (isResponseRecord(result)) return result; // a 404, cached with its body
+      let notFound: HttpException | undefined;
+      const result = await handler.call((error) => (isNotFound(error) ? (notFound = error as HttpException) : undefined));
+      if (notFound) {
+        // A 404 is cached with its body, under the same storage rules as any response.
+        return whyNotStorable(response, {}, principal !== undefined, keyedHeaders, HttpStatus.NOT_FOUND)
+          ? new Uncached(notFound)
+          : notFoundRecord(notFound);
+      }
       if (result === null || result === undefined) return new Uncached(result); // null would read as "not found"
-      const keyedHeaders = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
       const refusal = whyNotStorable(response, result, principal !== undefined, keyedHeaders);
       if (refusal) {
         if (refusal.warn) this.warnOnce(`${context.getClass().name}.${context.getHandler().name}`, refusal.reason);
@@ -167,6 +174,7 @@ export class CacheInterceptor implements NestInterceptor {
         // Not stored: only the request whose handler produced it may have it.
         setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
         if (handler.outcome === undefined) return next.handle();
+        if (value.value instanceof HttpException) throw value.value; // this request's own 404, not stored
         return of(value.value);
       }
       setResponseHeader(response, CACHE_STATUS_HEADER, status);

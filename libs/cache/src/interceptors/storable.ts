@@ -11,7 +11,7 @@ export interface Refusal {
  * The storage rules of a shared cache (RFC 9111 sections 3 and 3.5) for a handler's response,
  * read once the handler has finished: nothing that sets a cookie, says `no-store`, `no-cache`
  * or (unless the entry is per principal) `private`, varies by `*` or by a request header the key
- * does not hold, answers other than 2xx, or is a stream. `perPrincipal`: the entry is keyed by
+ * does not hold, answers with a status a hit would not (anything but 200), or is a stream. `perPrincipal`: the entry is keyed by
  * the principal (`vary: 'user'`), a private cache.
  */
 export function whyNotStorable(
@@ -19,11 +19,14 @@ export function whyNotStorable(
   result: unknown,
   perPrincipal: boolean,
   keyedHeaders: readonly string[],
+  expectedStatus = 200,
 ): Refusal | undefined {
   if (isStream(result)) return { reason: 'a stream or binary body is sent as it is read, never stored', warn: true };
+  // Only the status a hit answers with (200, or 404 for a cached "not found"): a 201, 203 or 206 set at run time is not replayed.
   const status = responseStatus(response);
-  if (status !== undefined && (status < 200 || status > 299)) return { reason: `status ${status}`, warn: false };
-  if (getResponseHeader(response, 'set-cookie') !== undefined) return { reason: 'it sets a cookie', warn: false };
+  if (status !== undefined && expectedStatus === 200 && status !== 200) return { reason: `status ${status}`, warn: false };
+  if (getResponseHeader(response, 'set-cookie') !== undefined || hasDeferredCookies(response))
+    return { reason: 'it sets a cookie', warn: false };
   const directives = (getResponseHeader(response, 'cache-control') ?? '')
     .toLowerCase()
     .split(',')
@@ -40,6 +43,20 @@ export function whyNotStorable(
   const unkeyed = vary.filter((name) => !keyedHeaders.includes(name));
   if (unkeyed.length) return { reason: `it varies by ${unkeyed.join(', ')}: add them to the route's varyHeaders`, warn: true };
   return undefined;
+}
+
+/**
+ * `@fastify/cookie` keeps cookies set with `reply.setCookie()` in a map of the reply and writes the
+ * `Set-Cookie` header only when the response is sent, after this check: look at that map too.
+ */
+function hasDeferredCookies(response: unknown): boolean {
+  if (typeof response !== 'object' || response === null) return false;
+  for (const symbol of Object.getOwnPropertySymbols(response)) {
+    if (symbol.description !== 'fastify.reply.setCookies') continue;
+    const cookies = (response as Record<symbol, unknown>)[symbol];
+    if (cookies instanceof Map ? cookies.size > 0 : cookies !== undefined && cookies !== null) return true;
+  }
+  return false;
 }
 
 function isStream(value: unknown): boolean {

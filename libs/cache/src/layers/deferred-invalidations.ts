@@ -3,8 +3,15 @@ import { Logger } from '@nestjs/common';
 /** An invalidation of L2 to run again: answers `true` once Redis took it. */
 type Retry = () => Promise<boolean>;
 
+interface Pending {
+  retry: Retry;
+  attempts: number;
+}
+
 const MAX_PENDING = 10_000;
 const RETRY_INTERVAL_MS = 1_000;
+/** an invalidation that keeps failing with Redis answering (ACLs, OOM) is given up after this many tries */
+const MAX_ATTEMPTS = 120;
 
 /**
  * Invalidations Redis could not take (it was down) are kept and run again when it answers,
@@ -13,16 +20,27 @@ const RETRY_INTERVAL_MS = 1_000;
  */
 export class DeferredInvalidations {
   private readonly logger = new Logger('CacheRedis');
-  private readonly pending: Retry[] = [];
+  private readonly pending: Pending[] = [];
   private timer?: NodeJS.Timeout;
   private flushing = false;
+
+  /**
+   * `connected`: whether Redis is connected (a failure then counts against the retry; while it is
+   * away, none does). `onGiveUp`: an invalidation was dropped (too many waiting, or it kept failing
+   * with Redis connected): whatever may hold what it removed must go.
+   */
+  constructor(
+    private readonly connected: () => boolean = () => true,
+    private readonly onGiveUp: () => void = () => undefined,
+  ) {}
 
   add(retry: Retry): void {
     if (this.pending.length >= MAX_PENDING) {
       this.pending.shift();
       this.logger.error(`more than ${MAX_PENDING} invalidations waiting for Redis: dropping the oldest; L2 may serve it until it expires`);
+      this.onGiveUp();
     }
-    this.pending.push(retry);
+    this.pending.push({ retry, attempts: 0 });
     this.timer ??= setInterval(() => void this.flush(), RETRY_INTERVAL_MS).unref();
   }
 
@@ -31,13 +49,13 @@ export class DeferredInvalidations {
   }
 
   /**
-   * Whether nothing waits for Redis (after trying to run what does): until then a read must not
-   * trust L2, which may still hold what these invalidations remove.
+   * Whether nothing waits for Redis; when something does, a flush starts in the background.
+   * Until then a read must not trust L2, which may still hold what these invalidations remove.
    */
-  async settled(): Promise<boolean> {
+  settledNow(): boolean {
     if (this.pending.length === 0) return true;
-    await this.flush();
-    return this.pending.length === 0;
+    void this.flush();
+    return false;
   }
 
   /** Runs the waiting invalidations in order; stops at the first that fails (Redis is still away). */
@@ -46,7 +64,15 @@ export class DeferredInvalidations {
     this.flushing = true;
     try {
       while (this.pending.length > 0) {
-        if (!(await this.pending[0]())) return;
+        const head = this.pending[0];
+        if (!(await head.retry())) {
+          if (!this.connected() || ++head.attempts < MAX_ATTEMPTS) return;
+          // Redis answers other commands but refuses this one for good: it must not block the rest.
+          this.pending.shift();
+          this.logger.error(`an invalidation failed ${MAX_ATTEMPTS} times: given up; L2 may serve what it removes until it expires`);
+          this.onGiveUp();
+          continue;
+        }
         this.pending.shift();
       }
       clearInterval(this.timer);

@@ -28,7 +28,10 @@ interface SlidingItem extends MemoryItem {
  */
 export class TwoLevelStore {
   /** L2 invalidations that failed because Redis was down, run again when it answers */
-  readonly deferred = new DeferredInvalidations();
+  readonly deferred = new DeferredInvalidations(
+    () => this.l2.redis.status === 'ready',
+    () => this.clearLocal(),
+  );
   /**
    * Change epochs, so that an L2 read that was already on its way when an id changed locally
    * (a delete, a write, a message from another instance) cannot put the older value into L1.
@@ -77,7 +80,8 @@ export class TwoLevelStore {
 
   async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
     // Invalidations Redis missed run first: until they did, what L2 holds may be what they remove.
-    if (this.deferred.size > 0 && !(await this.deferred.settled())) return undefined;
+    // They run in the background; meanwhile reads answer "miss" (never a stall behind a backlog).
+    if (!this.deferred.settledNow()) return undefined;
     const readAt = this.epoch;
     const found = await this.l2.get(id);
     if (!found) return undefined;
@@ -118,13 +122,17 @@ export class TwoLevelStore {
       return false;
     }
     let filledL2 = false;
+    const sentAt = this.epoch;
     if (lease) {
       const landed = await this.l2.setLeased(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], lease);
       if (landed === false) return false;
       filledL2 = landed === true;
     }
-    this.changed(id);
-    this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
+    // A change of this id while the fill was on its way (a delete, a write) keeps it out of L1.
+    if (this.unchangedSince(id, sentAt)) {
+      this.changed(id);
+      this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
+    }
     if (filledL2) await this.announce({ filled: [id] });
     return true;
   }

@@ -44,6 +44,7 @@ export const SCRIPTS = {
   acquireLock: new RedisScript('acquire-lock-1'),
   extendLock: new RedisScript('extend-lock-1'),
   releaseLock: new RedisScript('release-lock-1'),
+  hashSet: new RedisScript('hash-set-2'),
   hashSetField: new RedisScript('hash-set-field-2'),
   hashFillBegin: new RedisScript('hash-fill-begin-1'),
   hashFill: new RedisScript('hash-fill-2'),

@@ -1,9 +1,9 @@
 --[[
   The end of a load: lands only if the load still holds its lock and none of its tags was
   invalidated since it started. A lock that is gone (released, expired, evicted) counts as
-  "changed": nothing is written. So does a missing stamp of a tag the lock armed (evicted or
-  expired: it may have held an invalidation); a tag known only now (computed from the value) gets
-  its stamp created.
+  "changed": nothing is written. So does a missing stamp (evicted or expired: it may have held an
+  invalidation); for a tag known only now (computed from the value) the stamp is created, so only
+  that first fill is refused.
 
   KEYS[1]          entry
   KEYS[2]          lock of the entry
@@ -24,8 +24,8 @@ local n = tonumber(ARGV[5])
 for i = 1, n do
   local stamp = redis.call('GET', KEYS[2 + n + i])
   if not stamp and ARGV[6] ~= '1' then
+    -- A tag known only now: from here on its stamp exists; this one fill cannot tell, so it does not land.
     redis.call('SET', KEYS[2 + n + i], '0', 'PX', ARGV[7])
-    stamp = '0'
   end
   if not stamp or tonumber(stamp) >= tonumber(ARGV[4]) then
     redis.call('DEL', KEYS[2])

@@ -4,7 +4,8 @@
   entry's own version counts too, so an evicted version floor does not let an older row replace
   a newer cached one. With neither an entry nor a floor (never cached, or both evicted: under
   allkeys-* Redis cannot tell), nothing is known about newer versions: the version is recorded
-  as the floor and no value is written (the next read loads the row).
+  as the floor and no value is written (the next read loads the row); a running load's lock
+  ends either way, so a value it read before this commit cannot land.
 
   KEYS[1]   entry
   KEYS[2]   lock of the entry
@@ -21,6 +22,7 @@ local floor = redis.call('GET', KEYS[3])
 local current = redis.call('GET', KEYS[1])
 if not floor and not current then
   redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
+  redis.call('DEL', KEYS[2])
   return 2
 end
 if floor and tonumber(floor) > tonumber(ARGV[3]) then return 0 end

@@ -110,6 +110,28 @@ describe('HashCache against Redis', () => {
     expect(await users.get('evicted')).toBeUndefined();
   });
 
+  it('review: a fill that read the database before a set (or a setField on a cached object) does not land the older object', async () => {
+    for (const write of [() => users.set('raced', { name: 'New' }), () => users.setField('raced', 'name', 'New')]) {
+      await users.set('raced', { name: 'Cached' });
+      let release!: () => void;
+      let reading!: () => void;
+      const loaded = new Promise<void>((resolve) => (release = resolve));
+      const started = new Promise<void>((resolve) => (reading = resolve));
+      await users.delete('raced');
+      await users.set('raced', { name: 'Cached' });
+      const fill = users.fill('raced', async () => {
+        reading();
+        await loaded;
+        return { name: 'Old' };
+      });
+      await started;
+      await write();
+      release();
+      await fill;
+      expect(await users.getField('raced', 'name')).toBe('New');
+    }
+  });
+
   it('reads a corrupt field as undefined and keeps the readable ones', async () => {
     await users.set(6, { name: 'Fay', age: 40 });
     await redis.hset(keyOf(6), 'age', '{not json');

@@ -1,7 +1,6 @@
 import type { Redis } from 'ioredis';
 import { deserializeValue, serializeValue } from '../entry/serializer.js';
 import { SCRIPTS } from '../scripts/redis-script.js';
-import { execTransaction } from './transaction.js';
 
 /** how long a delete is remembered against fills that started before it */
 export const HASH_TOMBSTONE_TTL_MS = 60_000;
@@ -80,7 +79,7 @@ export class HashCache {
   }
 
   /**
-   * Replaces the whole object in one MULTI: no reader sees old and new fields mixed, and
+   * Replaces the whole object in one script: no reader sees old and new fields mixed, and
    * fields the new object lacks are gone. Fields whose value is `undefined` are left out,
    * as JSON does; an object with no fields left is simply deleted.
    */
@@ -94,11 +93,9 @@ export class HashCache {
       if (value !== undefined) fields.push(field, serializeValue(value));
     }
     const written = await this.call(
-      'MULTI',
+      'EVALSHA',
       async () => {
-        const multi = this.redis.multi().del(key);
-        if (fields.length > 0) multi.hset(key, ...fields).pexpire(key, this.ttlMs);
-        await execTransaction(multi);
+        await SCRIPTS.hashSet.run(this.redis, [key, this.tombstonePrefix + String(id)], [this.ttlMs, HASH_TOMBSTONE_TTL_MS, ...fields]);
         return true;
       },
       false,

@@ -10,6 +10,20 @@ import { glob } from './keys/key-part.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** A loader that answers `value` only when released: `started` resolves once it runs (a latch, not a sleep). */
+function slowLoader<T>(value: T) {
+  let release!: () => void;
+  let running!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  const started = new Promise<void>((resolve) => (running = resolve));
+  const loader = async (): Promise<T> => {
+    running();
+    await released;
+    return value;
+  };
+  return { loader, started, release };
+}
+
 describe('CacheService against Redis', () => {
   const prefix = uniquePrefix('service');
   const redis = new Redis(REDIS_URL);
@@ -55,23 +69,12 @@ describe('CacheService against Redis', () => {
     // Two instances without a bus: only what Redis holds protects the load of one from the other's invalidation.
     const ns = (await makeCache({ l1: false, bus: false })).namespace('stamps');
     const other = (await makeCache({ l1: false, bus: false })).namespace('stamps');
-    let release!: () => void;
-    let loading!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const started = new Promise<void>((resolve) => (loading = resolve));
-    const load = ns.getOrSet(
-      'k',
-      async () => {
-        loading();
-        await released;
-        return 'old';
-      },
-      { tags: ['t'] },
-    );
-    await started;
+    const slow = slowLoader('old');
+    const load = ns.getOrSet('k', slow.loader, { tags: ['t'] });
+    await slow.started;
     await other.invalidateTags('t');
     await redis.unlink(`${prefix}~tagts:stamps:t`); // evicted: it held the invalidation
-    release();
+    slow.release();
     expect(await load).toBe('old');
     expect(await ns.get('k')).toBeUndefined();
     // A tag seen for the first time still caches at once (its stamp is armed with the lock).
@@ -82,18 +85,11 @@ describe('CacheService against Redis', () => {
   it('review: a write-through Redis knew nothing about still ends a running load, whose older value never lands', async () => {
     const reader = (await makeCache({ l1: false, bus: false })).namespace('unknown');
     const writer = (await makeCache({ l1: false, bus: false })).namespace('unknown');
-    let release!: () => void;
-    let loading!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const started = new Promise<void>((resolve) => (loading = resolve));
-    const load = reader.getOrSet('row', async () => {
-      loading();
-      await released; // read v1 from the database; the answer is on its way
-      return { version: 1 };
-    });
-    await started;
+    const slow = slowLoader({ version: 1 }); // read v1 from the database; the answer is on its way
+    const load = reader.getOrSet('row', slow.loader);
+    await slow.started;
     await writer.writeThrough('row', async () => ({ version: 2 }), { version: (row) => row.version }); // 'unknown': no entry, no floor
-    release();
+    slow.release();
     expect(await load).toEqual({ version: 1 });
     expect(await reader.get('row')).toBeUndefined();
   });
@@ -102,23 +98,12 @@ describe('CacheService against Redis', () => {
     const ns = (await makeCache({ l1: false, bus: false })).namespace('dynamic-tags');
     const other = (await makeCache({ l1: false, bus: false })).namespace('dynamic-tags');
     await other.invalidateTags('t'); // the stamp exists, then goes (evicted) while a load runs
-    let release!: () => void;
-    let loading!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    const started = new Promise<void>((resolve) => (loading = resolve));
-    const load = ns.getOrSet(
-      'k',
-      async () => {
-        loading();
-        await released;
-        return 'old';
-      },
-      { tags: () => ['t'] },
-    );
-    await started;
+    const slow = slowLoader('old');
+    const load = ns.getOrSet('k', slow.loader, { tags: () => ['t'] });
+    await slow.started;
     await other.invalidateTags('t');
     await redis.unlink(`${prefix}~tagts:dynamic-tags:t`);
-    release();
+    slow.release();
     await load;
     expect(await ns.get('k')).toBeUndefined();
   });

@@ -120,6 +120,16 @@ describe('CacheService against Redis', () => {
     expect((await cache.metrics()).body).toMatch(/cache_entries_too_large_total\{namespace="default"\} 3/);
   });
 
+  it('has() answers what get() would: not for an entry past its TTL but within grace', async () => {
+    const cache = await makeCache();
+    await cache.set('graced', 'v', { ttl: 50, grace: '1m' });
+    expect([await cache.has('graced'), await cache.get('graced')]).toEqual([true, 'v']);
+    await sleep(80);
+    expect([await cache.has('graced'), await cache.get('graced')]).toEqual([false, undefined]);
+    await cache.set('none', null, { negativeTtl: '1m' });
+    expect([await cache.has('none'), await cache.get('none')]).toEqual([true, null]);
+  });
+
   it('sets, gets, has and deletes in both levels', async () => {
     const cache = await makeCache();
     await cache.set('a', { n: 1 }, { ttl: '1m' });

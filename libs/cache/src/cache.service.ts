@@ -72,8 +72,12 @@ export class CacheNamespace {
     return undefined;
   }
 
+  /** Whether `get()` would answer a value (a fresh entry, a cached "not found" included); not counted as a lookup. */
   async has(key: string): Promise<boolean> {
-    return this.runtime.store.exists(this.id(key));
+    const id = this.id(key);
+    const { store } = this.runtime;
+    const found = store.readLocal(id) ?? (await store.readRemote(id));
+    return found !== undefined && Date.now() < found.meta.f;
   }
 
   /** Stores known truth in both levels; a load of this key still running can no longer overwrite it. */

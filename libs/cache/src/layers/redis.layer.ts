@@ -45,10 +45,6 @@ export class RedisLayer {
     return { envelope, text };
   }
 
-  async exists(id: string): Promise<boolean> {
-    return (await this.guard('EXISTS', () => this.redis.exists(this.keys.entry(id)), 0)) === 1;
-  }
-
   /** Writes known truth; ends any running load's lease. `false` when Redis did not take it. */
   async set(id: string, payload: string, ttlMs: number, tagIds: readonly string[] = []): Promise<boolean> {
     if (ttlMs <= 0) return true;

@@ -175,12 +175,6 @@ export class TwoLevelStore {
     return 'written';
   }
 
-  async exists(id: string, now = Date.now()): Promise<boolean> {
-    const item = this.l1?.get(id);
-    if (item && now < expiryOf(item.meta)) return true;
-    return this.l2.exists(id);
-  }
-
   /** Answers how many entries went from L2 (0 while Redis is down: the delete then waits for it). */
   async delete(ids: readonly string[]): Promise<number> {
     this.deleteLocal(ids);

@@ -16,6 +16,16 @@ async function eventually(check: () => Promise<boolean>, ms = 3_000): Promise<bo
   return check();
 }
 
+/** A cache on `target` under a fresh key prefix, for a topology spec's own checks; `close` ends it. */
+export async function cacheOn(target: RedisTarget): Promise<{ cache: CacheService; prefix: string; close: () => Promise<void> }> {
+  const prefix = uniquePrefix('topology');
+  const moduleRef = await Test.createTestingModule({
+    imports: [CacheModule.forRoot({ redis: target, keyPrefix: prefix, l1: false })],
+  }).compile();
+  await moduleRef.init();
+  return { cache: moduleRef.get(CacheService), prefix, close: () => moduleRef.close() };
+}
+
 /**
  * The behaviour of `CacheService` every Redis topology must keep, as one suite that each
  * topology's spec runs with its own Redis (bentocache runs one driver suite for every store the

@@ -10,11 +10,8 @@
   ARGV[3..] field, value (JSON), field, value...
   Returns 1 if filled, 0 if a delete came first.
 ]]
+--@include replace-hash
 local deleted = redis.call('GET', KEYS[2])
 if not deleted or tonumber(deleted) >= tonumber(ARGV[1]) then return 0 end
-redis.call('DEL', KEYS[1])
-if #ARGV > 2 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-end
+replace_hash(ARGV[2])
 return 1

@@ -9,11 +9,8 @@
   ARGV[3..] field, value (JSON), field, value... (none: the object is deleted)
   Returns 1.
 ]]
+--@include replace-hash
 local t = redis.call('TIME')
 redis.call('SET', KEYS[2], t[1] * 1000 + math.floor(t[2] / 1000), 'PX', ARGV[2])
-redis.call('DEL', KEYS[1])
-if #ARGV > 2 then
-  redis.call('HSET', KEYS[1], unpack(ARGV, 3))
-  redis.call('PEXPIRE', KEYS[1], ARGV[1])
-end
+replace_hash(ARGV[1])
 return 1

@@ -3,16 +3,7 @@ import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { injectRedisFaults } from './support/redis-faults.js';
 import { dropPrefix, REDIS_URL, uniquePrefix } from './support/services.js';
-
-/** Polls `check` until it holds or `ms` pass. */
-async function eventually(check: () => Promise<boolean>, ms = 5_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
-  return check();
-}
+import { eventually } from './support/wait.js';
 
 describe('issue 11: in-process Redis faults (throw, delay, lost replies) against real Redis', () => {
   const prefix = uniquePrefix('redis-faults');
@@ -53,7 +44,7 @@ describe('issue 11: in-process Redis faults (throw, delay, lost replies) against
     expect(faults.hits).toBeGreaterThan(0);
     faults.clear();
     // The deferred delete runs when Redis answers again: the other instance never keeps reading v1.
-    expect(await eventually(async () => (await other.get('row')) === undefined)).toBe(true);
+    expect(await eventually(async () => (await other.get('row')) === undefined, 5_000)).toBe(true);
   });
 
   it('a delete whose reply is lost after Redis ran it is still run again, and nothing older comes back', async () => {
@@ -64,7 +55,7 @@ describe('issue 11: in-process Redis faults (throw, delay, lost replies) against
     faults.clear();
     expect(await admin.exists(`${prefix}faults:gone`)).toBe(0); // ...though Redis ran it
     await other.set('gone', 'new', { ttl: '1m' }); // a newer value, written after the delete
-    expect(await eventually(async () => (await faulty.get('gone')) !== 'old')).toBe(true);
+    expect(await eventually(async () => (await faulty.get('gone')) !== 'old', 5_000)).toBe(true);
   });
 
   it('commands slower than the command timeout: reads answer from the loader, and the value is cached once Redis is fast again', async () => {

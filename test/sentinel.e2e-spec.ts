@@ -1,15 +1,6 @@
 import { startUsersApiCluster } from '../apps/users-api/test/users-app.js';
 import { startSentinel } from './support/redis-topologies.js';
-
-/** Polls `check` until it holds or `ms` pass; answers whether it held. */
-async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return check();
-}
+import { eventually } from './support/wait.js';
 
 describe('issue 12: the cache on Redis Sentinel (one primary, one replica, one sentinel), two users-api instances', () => {
   let sentinel: Awaited<ReturnType<typeof startSentinel>>;

@@ -2,19 +2,10 @@ import { CacheModule, type CacheModuleOptions, CacheService, glob } from '@cache
 import { Test } from '@nestjs/testing';
 import { Redis } from 'ioredis';
 import { dropPrefix, uniquePrefix } from '../support/services.js';
+import { eventually } from '../support/wait.js';
 
 /** How a topology hands its Redis to the cache: `{ url }`, `{ sentinel }` (and later `{ cluster }`). */
 export type RedisTarget = CacheModuleOptions['redis'];
-
-/** Polls `check` until it holds or `ms` pass; answers whether it held. */
-async function eventually(check: () => Promise<boolean>, ms = 3_000): Promise<boolean> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-  return check();
-}
 
 /** A cache on `target` under a fresh key prefix, for a topology spec's own checks; `close` ends it. */
 export async function cacheOn(target: RedisTarget): Promise<{ cache: CacheService; prefix: string; close: () => Promise<void> }> {
@@ -106,7 +97,7 @@ export function registerCacheConformance(topology: string, target: () => RedisTa
       await a.set('shared', 'one', { ttl: '1m' });
       expect(await b.get('shared')).toBe('one'); // now in B's L1
       await a.set('shared', 'two', { ttl: '1m' });
-      expect(await eventually(async () => (await b.get('shared')) === 'two')).toBe(true);
+      expect(await eventually(async () => (await b.get('shared')) === 'two', 3_000)).toBe(true);
     });
 
     it('serves the Redis structures: leaderboard, hash object, unique counter', async () => {

@@ -9,3 +9,24 @@ export async function within(limitMs: number, check: () => Promise<boolean> | bo
   }
   return Date.now() - started;
 }
+
+/** Polls `check` until it holds or `ms` pass; answers whether it held (for `expect(...).toBe(true)`). */
+export async function eventually(check: () => Promise<boolean>, ms: number): Promise<boolean> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return true;
+    await sleep(20);
+  }
+  return check();
+}
+
+/** Polls `read` until `done` holds for its value or `ms` pass; answers the last value read. */
+export async function readUntil<T>(read: () => Promise<T>, done: (value: T) => boolean, ms: number): Promise<T> {
+  const deadline = Date.now() + ms;
+  let value = await read();
+  while (!done(value) && Date.now() < deadline) {
+    await sleep(50);
+    value = await read();
+  }
+  return value;
+}

@@ -1,17 +1,7 @@
 import { startRedisServer } from '../../../test/support/redis-server.js';
 import { TcpProxy } from '../../../test/support/tcp-proxy.js';
 import { startUsersApi } from './users-app.js';
-
-/** Polls `read` until `done` holds or `ms` pass; answers the last value read. */
-async function until<T>(read: () => Promise<T>, done: (value: T) => boolean, ms: number): Promise<T> {
-  const deadline = Date.now() + ms;
-  let value = await read();
-  while (!done(value) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 50));
-    value = await read();
-  }
-  return value;
-}
+import { readUntil } from '../../../test/support/wait.js';
 
 describe('cache Redis faults in users-api (a paused redis-server, real PostgreSQL)', () => {
   let redis: Awaited<ReturnType<typeof startRedisServer>>;
@@ -34,7 +24,7 @@ describe('cache Redis faults in users-api (a paused redis-server, real PostgreSQ
   it('issue 11 item 2: a hash invalidation Redis missed while it was away is run when it answers', async () => {
     const user = (await api.http().post('/users').send({ email: 'hash-pause@example.com', name: 'Before' }).expect(201)).body;
     // Cached as a hash (once the CDC notification of the INSERT, which evicts it, has come and gone).
-    const cached = await until(
+    const cached = await readUntil(
       () => api.http().get(`/users/${user.id}/fields/name`).expect(200),
       (answer) => answer.headers['x-cache'] === 'HIT',
       5_000,
@@ -51,7 +41,7 @@ describe('cache Redis faults in users-api (a paused redis-server, real PostgreSQ
     }
 
     // Once Redis answers again, the hash cache serves again (HIT), and never the old name.
-    const again = await until(
+    const again = await readUntil(
       () => api.http().get(`/users/${user.id}/fields/name`).expect(200),
       (answer) => answer.headers['x-cache'] === 'HIT',
       8_000,

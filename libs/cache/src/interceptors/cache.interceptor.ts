@@ -146,10 +146,11 @@ export class CacheInterceptor implements NestInterceptor {
     if (key === undefined) return next.handle();
 
     const handler = new HandlerRun(next);
-    const keyedHeaders = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
     const loader = async (): Promise<unknown> => {
       let notFound: HttpException | undefined;
       const result = await handler.call((error) => (isNotFound(error) ? (notFound = error as HttpException) : undefined));
+      // Only a miss needs them: the headers the key holds, which a response may vary by.
+      const keyedHeaders = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
       if (notFound) {
         // A 404 is cached with its body, under the same storage rules as any response.
         return whyNotStorable(response, {}, principal !== undefined, keyedHeaders, HttpStatus.NOT_FOUND)

@@ -31,9 +31,10 @@ try {
     written += PER_ROUND;
     await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  const members = await redis.zcard(`${prefix}~tagz:traffic:hot`);
+  const members = await redis.zcard(`${prefix}~tagz:{traffic:hot}`);
   let live = 0;
-  for await (const keys of redis.scanStream({ match: `${prefix}traffic:k:*`, count: 1000 }) as AsyncIterable<string[]>) live += keys.length;
+  for await (const keys of redis.scanStream({ match: `${prefix}{traffic:k:*}`, count: 1000 }) as AsyncIterable<string[]>)
+    live += keys.length;
   console.log(`\n${SECONDS} s of writes with a ${TTL_MS} ms TTL, one tag\n`);
   console.log('| index | members | live entries | members per live entry |');
   console.log('|---|---:|---:|---:|');

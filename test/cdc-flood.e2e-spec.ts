@@ -49,7 +49,13 @@ describe('issue 11 item 3: CDC back-pressure (one UPDATE of 20,000 rows, users-a
   beforeAll(async () => {
     database = await createTestDatabase('cdc_flood');
     prefix = uniquePrefix('cdc_flood');
-    const config = { ...loadConfig({}), databaseUrl: database.url, redisUrl: REDIS_URL, cacheKeyPrefix: prefix };
+    const config = {
+      ...loadConfig({}),
+      databaseUrl: database.url,
+      redisUrl: REDIS_URL,
+      cacheRedis: { url: REDIS_URL },
+      cacheKeyPrefix: prefix,
+    };
     const moduleRef = await Test.createTestingModule({ imports: [AppModule.register(config)] }).compile();
     app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger });
     configureHttp(app);

@@ -28,7 +28,13 @@ describe('issue 11 item 7: a LISTEN connection that goes silent is noticed (user
     const { port } = new URL(database.url);
     proxy = await FreezingTcpProxy.start(Number(port || 5432));
     // The app's defaults: a heartbeat every 5 s with a 2 s timeout.
-    api = await startInstance({ ...loadConfig({}), databaseUrl: proxy.url(database.url), redisUrl: REDIS_URL, cacheKeyPrefix: prefix });
+    api = await startInstance({
+      ...loadConfig({}),
+      databaseUrl: proxy.url(database.url),
+      redisUrl: REDIS_URL,
+      cacheRedis: { url: REDIS_URL },
+      cacheKeyPrefix: prefix,
+    });
     sql = new pg.Client({ connectionString: database.url });
     await sql.connect();
     for (let i = 0; i < 3; i++) {

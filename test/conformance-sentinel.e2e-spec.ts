@@ -19,7 +19,7 @@ it('Redis Sentinel: the cache writes to the primary the sentinel names', async (
   const primary = new Redis(await sentinel.primaryUrl());
   try {
     await cache.set('where', 'primary', { ttl: '1m' });
-    expect(JSON.parse((await primary.get(`${prefix}default:where`)) ?? '{}').v).toBe('primary');
+    expect(JSON.parse((await primary.get(`${prefix}{default:where}`)) ?? '{}').v).toBe('primary');
   } finally {
     await close();
     primary.disconnect();

@@ -9,7 +9,7 @@ it('a single Redis: the cache writes to the server at REDIS_URL', async () => {
   const redis = new Redis(REDIS_URL);
   try {
     await cache.set('where', 'here', { ttl: '1m' });
-    expect(JSON.parse((await redis.get(`${prefix}default:where`)) ?? '{}').v).toBe('here');
+    expect(JSON.parse((await redis.get(`${prefix}{default:where}`)) ?? '{}').v).toBe('here');
   } finally {
     await close();
     await dropPrefix(redis, prefix);

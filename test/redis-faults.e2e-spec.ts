@@ -53,7 +53,7 @@ describe('issue 11: in-process Redis faults (throw, delay, lost replies) against
     faults.set({ kind: 'drop-reply' }, ['evalsha', 'eval']);
     expect(await faulty.delete('gone')).toBe(0); // the caller saw a failure...
     faults.clear();
-    expect(await admin.exists(`${prefix}faults:gone`)).toBe(0); // ...though Redis ran it
+    expect(await admin.exists(`${prefix}{faults:gone}`)).toBe(0); // ...though Redis ran it
     await other.set('gone', 'new', { ttl: '1m' }); // a newer value, written after the delete
     expect(await eventually(async () => (await faulty.get('gone')) !== 'old', 5_000)).toBe(true);
   });

@@ -8,7 +8,9 @@ describe('issue 12: the cache on Redis Sentinel (one primary, one replica, one s
 
   beforeAll(async () => {
     sentinel = await startSentinel();
-    cluster = await startUsersApiCluster('sentinel', 2, { redisSentinel: { sentinels: sentinel.sentinels, name: sentinel.name } });
+    cluster = await startUsersApiCluster('sentinel', 2, {
+      cacheRedis: { sentinel: { sentinels: sentinel.sentinels, name: sentinel.name } },
+    });
   }, 60_000);
 
   afterAll(async () => {

@@ -41,7 +41,7 @@ describe('stampede prevention across processes', () => {
       while (holder.loaderStarts.length === 0) await new Promise((r) => setTimeout(r, 10));
       const waiting = waiter.send('burst', { key: 'orphan', count: 1, loaderMs: 50, options });
       await new Promise((r) => setTimeout(r, 200));
-      expect(await redis.exists(`${prefix}~lock:default:orphan`)).toBe(1);
+      expect(await redis.exists(`${prefix}~lock:{default:orphan}`)).toBe(1);
       const killedAt = Date.now();
       await holder.stop();
       const answer = await waiting;
@@ -49,7 +49,7 @@ describe('stampede prevention across processes', () => {
       expect(answer.results[0].status).toBe('MISS');
       expect(answer.loads).toBe(1);
       expect(recoveredIn).toBeLessThan(1000 + 25 + 50 + 400); // lock TTL + one poll + the 50 ms load + slack
-      expect(JSON.parse((await redis.get(`${prefix}default:orphan`)) as string).v.by).toBe(waiter.child.pid);
+      expect(JSON.parse((await redis.get(`${prefix}{default:orphan}`)) as string).v.by).toBe(waiter.child.pid);
       void holderCall;
     } finally {
       await Promise.all([holder.stop(), waiter.stop()]);

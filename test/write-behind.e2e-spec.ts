@@ -222,7 +222,7 @@ describe('write-behind through BullMQ with real worker processes', () => {
     const hit = await api.http().get(`/users/${id}/fields/email`).expect(200);
     expect(hit.headers['x-cache']).toBe('HIT');
     expect(hit.body.value).toBe('fields0@example.com');
-    const hashKey = `${cluster.config.cacheKeyPrefix}~hash:users:${id}`;
+    const hashKey = `${cluster.config.cacheKeyPrefix}~hash:users:{${id}}`;
     const ttlBefore = await cluster.redis.pttl(hashKey);
     expect(ttlBefore).toBeGreaterThan(0);
 

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import { dropPrefix, uniquePrefix } from '../support/services.js';
 import { eventually } from '../support/wait.js';
 
-/** How a topology hands its Redis to the cache: `{ url }`, `{ sentinel }` (and later `{ cluster }`). */
+/** How a topology hands its Redis to the cache: `{ url }`, `{ sentinel }` or `{ cluster }`. */
 export type RedisTarget = CacheModuleOptions['redis'];
 
 /** A cache on `target` under a fresh key prefix, for a topology spec's own checks; `close` ends it. */
@@ -44,7 +44,7 @@ export function registerCacheConformance(topology: string, target: () => RedisTa
         const client = new Redis(redis.url);
         await dropPrefix(client, prefix);
         await client.quit();
-      }
+      } // the Sentinel and cluster topologies are thrown away whole
     });
 
     it('sets, gets, deletes, and keeps namespaces apart', async () => {
@@ -65,6 +65,49 @@ export function registerCacheConformance(topology: string, target: () => RedisTa
       await cache.set('page:1', 'p', { ttl: '1m' });
       expect(await cache.invalidatePattern(glob`page:*`)).toBe(1);
       expect(await cache.get('page:1')).toBeUndefined();
+    });
+
+    it('runs every call whose keys live on many hash slots: keys, versions, tags, patterns, hashes', async () => {
+      const cache = (await instance({ l1: false })).namespace('spread');
+      const ids = Array.from({ length: 20 }, (_, i) => `k${i}`);
+      const fill = () => Promise.all(ids.map((id) => cache.set(id, id, { ttl: '1m', tags: ['many'] })));
+      await fill();
+      expect(await cache.invalidate({ keys: ids })).toBe(20);
+      await fill();
+      expect(await cache.invalidate({ versions: Object.fromEntries(ids.map((id) => [id, 1])) })).toBe(20);
+      await fill();
+      expect(await cache.invalidateTags('many')).toBe(20);
+      await fill();
+      expect(await cache.invalidatePattern(glob`k*`)).toBe(20);
+      expect(await Promise.all(ids.map((id) => cache.get(id)))).toEqual(ids.map(() => undefined));
+      const hashes = cache.hash({ ttl: '1m' });
+      for (const id of ids) await hashes.set(id, { id });
+      await cache.invalidate({ hashes: ids });
+      expect(await Promise.all(ids.map((id) => hashes.get(id)))).toEqual(ids.map(() => undefined));
+    });
+
+    it('never lands a load that started before an invalidation of its tag', async () => {
+      const cache = (await instance({ l1: false })).namespace('late');
+      let release!: () => void;
+      const latch = new Promise<void>((resolve) => (release = resolve));
+      let started!: () => void;
+      const loading = new Promise<void>((resolve) => (started = resolve));
+      const load = cache.getOrSet(
+        'row',
+        async () => {
+          started();
+          await latch;
+          return 'read before the change';
+        },
+        { ttl: '1m', tags: ['rows'] },
+      );
+      await loading;
+      await cache.invalidateTags('rows');
+      release();
+      expect(await load).toBe('read before the change'); // its caller gets it...
+      expect(await cache.get('row')).toBeUndefined(); // ...the cache does not keep it
+      expect(await cache.getOrSet('row', async () => 'read after', { ttl: '1m', tags: ['rows'] })).toBe('read after');
+      expect(await cache.get('row')).toBe('read after');
     });
 
     it('loads a cold key once across two instances (single-flight and the Redis lock)', async () => {
@@ -114,6 +157,10 @@ export function registerCacheConformance(topology: string, target: () => RedisTa
       await visitors.add('v2');
       await visitors.add('v1');
       expect(await visitors.count()).toBe(2);
+      const yesterday = new Date(Date.now() - 86_400_000);
+      await visitors.add('v3', yesterday);
+      expect(await visitors.countRange(yesterday, new Date())).toBe(3); // PFCOUNT over two days' keys
+      expect((await visitors.merge(yesterday, new Date())).unique).toBe(3);
     });
   });
 }

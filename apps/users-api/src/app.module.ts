@@ -48,7 +48,7 @@ export class AppModule {
         }),
         CacheModule.forRoot({
           isGlobal: true,
-          redis: config.redisSentinel ? { sentinel: config.redisSentinel } : { url: config.redisUrl },
+          redis: config.cacheRedis,
           keyPrefix: config.cacheKeyPrefix,
           defaultTtl: config.cacheDefaultTtlMs,
           l1: { maxItems: config.cacheL1MaxItems, maxBytes: config.cacheL1MaxBytes },

@@ -216,7 +216,7 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
       const user = await createUser('Evicted');
       await api.http().get(`/users/${user.id}`).expect(200);
       expect((await api.http().get(`/users/${user.id}`).expect(200)).headers['x-cache']).toBe('HIT');
-      const redisKey = `${api.config.cacheKeyPrefix}users:user:${user.id}`;
+      const redisKey = `${api.config.cacheKeyPrefix}{users:user:${user.id}}`;
       expect(await api.redis.exists(redisKey)).toBe(1);
       const before = await scrape();
 

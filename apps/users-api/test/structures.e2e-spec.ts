@@ -43,7 +43,7 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
       await score('game-2', 'bob', 2).expect(201);
       expect((await score('game-2', 'ann', 3).expect(201)).body).toEqual({ member: 'ann', score: 3, rank: 1 });
       expect((await api.http().get('/leaderboards/game-2/members/bob').expect(200)).body).toEqual({ member: 'bob', score: 2, rank: 2 });
-      expect(await api.redis.zcard(`${api.config.cacheKeyPrefix}~leaderboard:leaderboards:game-2`)).toBe(2);
+      expect(await api.redis.zcard(`${api.config.cacheKeyPrefix}~leaderboard:{leaderboards:game-2}`)).toBe(2);
     });
 
     it('keeps members with any characters as plain members', async () => {
@@ -79,7 +79,7 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
     ])('refuses %s with a JSON 400 and writes nothing', async (_label, body) => {
       const response = await api.http().post('/leaderboards/bad-input/scores').send(body).expect(400);
       expect(response.body).toMatchObject({ statusCode: 400, message: 'Validation failed' });
-      expect(await api.redis.exists(`${api.config.cacheKeyPrefix}~leaderboard:leaderboards:bad-input`)).toBe(0);
+      expect(await api.redis.exists(`${api.config.cacheKeyPrefix}~leaderboard:{leaderboards:bad-input}`)).toBe(0);
     });
 
     it('refuses a score that JSON numbers cannot hold finitely', async () => {
@@ -110,10 +110,10 @@ describe('users-api Redis structures: /leaderboards and /pages (real Redis)', ()
     });
 
     it('never writes a key outside its board for a refused name', async () => {
-      const boardPrefix = `${api.config.cacheKeyPrefix}~leaderboard:leaderboards:`;
+      const boardPrefix = `${api.config.cacheKeyPrefix}~leaderboard:{leaderboards:`;
       const boards: string[] = [];
       for await (const keys of api.redis.scanStream({ match: `${escapeGlob(boardPrefix)}*` }) as AsyncIterable<string[]>) {
-        boards.push(...keys.map((key) => key.slice(boardPrefix.length)));
+        boards.push(...keys.map((key) => key.slice(boardPrefix.length, -1)));
       }
       boards.sort();
       expect(boards).toEqual(['game-1', 'game-2', 'game-3', 'game-4']);

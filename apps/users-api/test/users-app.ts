@@ -30,6 +30,7 @@ export async function startUsersApiCluster(label: string, instances: number, ove
     redisUrl: REDIS_URL,
     cacheKeyPrefix: uniquePrefix(label),
     ...overrides,
+    cacheRedis: overrides.cacheRedis ?? { url: overrides.redisUrl ?? REDIS_URL },
   };
   const started: UsersApi[] = [];
   for (let i = 0; i < instances; i++) started.push(await startInstance(config));

@@ -71,7 +71,7 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
     const second = await api.http().get(`/users/${user.id}`).expect(200);
     expect(second.headers['x-cache']).toBe('HIT');
     expect(second.body).toEqual(user);
-    const ttl = await api.redis.pttl(`${api.config.cacheKeyPrefix}users:user:${user.id}`);
+    const ttl = await api.redis.pttl(`${api.config.cacheKeyPrefix}{users:user:${user.id}}`);
     // USERS_CACHE_TTL fresh, then a minute of grace
     expect(ttl).toBeGreaterThan(api.config.usersCacheTtlMs + 60_000 - 5_000);
     expect(ttl).toBeLessThanOrEqual(api.config.usersCacheTtlMs + 60_000);
@@ -83,7 +83,7 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
     const second = await api.http().get('/users/987654').expect(404);
     expect(second.headers['x-cache']).toBe('HIT');
     expect(second.body).toEqual(first.body);
-    const ttl = await api.redis.pttl(`${api.config.cacheKeyPrefix}users:user:987654`);
+    const ttl = await api.redis.pttl(`${api.config.cacheKeyPrefix}{users:user:987654}`);
     expect(ttl).toBeGreaterThan(0);
     expect(ttl).toBeLessThanOrEqual(5_000);
   });

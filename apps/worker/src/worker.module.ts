@@ -38,7 +38,7 @@ export class WorkerModule {
         // No L1 here: the worker only evicts, and the bus tells the API instances to drop their L1 copies.
         CacheModule.forRoot({
           isGlobal: true,
-          redis: config.redisSentinel ? { sentinel: config.redisSentinel } : { url: config.redisUrl },
+          redis: config.cacheRedis,
           keyPrefix: config.cacheKeyPrefix,
           l1: false,
           metrics: { registry: metrics },

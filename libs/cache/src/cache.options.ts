@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { NAMESPACE_PATTERN } from './cache.constants.js';
@@ -21,12 +21,26 @@ export interface SentinelOptions {
   db?: number;
 }
 
+/** A Redis Cluster (ioredis' `Cluster`): seed nodes and what every node connection needs. */
+export interface RedisClusterOptions {
+  /** Some nodes of the cluster (any one that answers is enough); the others are discovered. */
+  nodes: ReadonlyArray<{ host: string; port: number }>;
+  username?: string;
+  password?: string;
+  /** TLS to every node */
+  tls?: boolean;
+  /** ioredis' `natMap`: each node's address as the cluster announces it, mapped to where this process reaches it */
+  natMap?: Record<string, { host: string; port: number }>;
+  /** ioredis options for every node connection, over the cache's own (timeouts, no offline queue) */
+  redisOptions?: RedisOptions;
+}
+
 export interface CacheModuleOptions {
   /**
-   * The cache Redis: a URL or a Sentinel setup (the module owns and closes the connection), or an
-   * ioredis client you own.
+   * The cache Redis: a URL, a Sentinel setup or a Redis Cluster (the module owns and closes the
+   * connections), or an ioredis client (`Redis` or `Cluster`) you own.
    */
-  redis: { url: string } | { sentinel: SentinelOptions } | { client: Redis };
+  redis: { url: string } | { sentinel: SentinelOptions } | { cluster: RedisClusterOptions } | { client: Redis | Cluster };
   /** Prepended to every Redis key this module writes. Default `'cache:'`. */
   keyPrefix?: string;
   /** TTL when a call names none. Default `'60s'`. */
@@ -90,7 +104,7 @@ export interface HttpCacheOptions {
 
 /** The validated module options, durations in milliseconds. */
 export interface CacheConfig {
-  redis: { url: string } | { sentinel: SentinelOptions } | { client: Redis };
+  redis: { url: string } | { sentinel: SentinelOptions } | { cluster: RedisClusterOptions } | { client: Redis | Cluster };
   keyPrefix: string;
   defaultTtlMs: number;
   negativeTtlMs: number;
@@ -142,12 +156,14 @@ export const countSchema = z
 
 export const redisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://');
 
+const address = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
+
 const schema = z.strictObject({
   redis: z.union([
     z.strictObject({ url: redisUrlSchema }),
     z.strictObject({
       sentinel: z.strictObject({
-        sentinels: z.array(z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) })).min(1),
+        sentinels: z.array(address).min(1),
         name: z.string().min(1),
         username: z.string().optional(),
         password: z.string().optional(),
@@ -157,12 +173,25 @@ const schema = z.strictObject({
         db: z.number().int().min(0).optional(),
       }),
     }),
-    z.strictObject({ client: z.custom<Redis>((c) => typeof c === 'object' && c !== null && 'sendCommand' in c, 'an ioredis client') }),
+    z.strictObject({
+      cluster: z.strictObject({
+        nodes: z.array(address).min(1),
+        username: z.string().optional(),
+        password: z.string().optional(),
+        tls: z.boolean().optional(),
+        natMap: z.record(z.string(), address).optional(),
+        redisOptions: z.record(z.string(), z.unknown()).optional(),
+      }),
+    }),
+    z.strictObject({
+      client: z.custom<Redis | Cluster>((c) => typeof c === 'object' && c !== null && 'sendCommand' in c, 'an ioredis client'),
+    }),
   ]),
   keyPrefix: z
     .string()
     .max(64)
-    .regex(/^[^*?[\]\\]*$/, 'must not contain Redis glob characters')
+    // No braces either: the key layout puts each id in a `{hash tag}` after the prefix.
+    .regex(/^[^*?[\]\\{}]*$/, 'must not contain Redis glob characters or braces')
     .default('cache:'),
   defaultTtl: durationSchema.default(60_000),
   negativeTtl: durationSchema.default(5_000),

@@ -1,12 +1,12 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
-import { Redis, type RedisOptions } from 'ioredis';
 import { CACHE_CONFIG } from './cache.constants.js';
-import type { CacheConfig, SentinelOptions } from './cache.options.js';
+import type { CacheConfig } from './cache.options.js';
 import { InvalidationBus, type InvalidationMessage } from './invalidation/invalidation-bus.js';
 import { RedisKeys } from './keys/redis-keys.js';
 import { MemoryLayer } from './layers/memory.layer.js';
 import { CircuitBreaker } from './layers/circuit-breaker.js';
 import { RedisLayer } from './layers/redis.layer.js';
+import { createRedisClient, type RedisClient } from './layers/redis-client.js';
 import { RedisLock } from './stampede/redis-lock.js';
 import { TwoLevelStore } from './layers/two-level.store.js';
 import { CacheMetrics } from './metrics/cache.metrics.js';
@@ -19,7 +19,7 @@ import type { WriteBehindProducer } from './write-behind/write-behind.port.js';
 @Injectable()
 export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   private readonly logger = new Logger('CacheModule');
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   readonly keys: RedisKeys;
   readonly store: TwoLevelStore;
   readonly metrics: CacheMetrics;
@@ -36,19 +36,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
       this.redis = config.redis.client;
       this.ownsRedis = false;
     } else {
-      const options: RedisOptions = {
-        lazyConnect: true,
-        // A cache must answer "miss" when Redis is away, not queue commands until it is back.
-        enableOfflineQueue: false,
-        maxRetriesPerRequest: 1,
-        commandTimeout: config.commandTimeoutMs,
-        connectTimeout: config.connectTimeoutMs,
-        // ioredis waits this long for an already closed socket on disconnect; keep shutdown quick.
-        disconnectTimeout: 200,
-        retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
-      };
-      this.redis =
-        'url' in config.redis ? new Redis(config.redis.url, options) : new Redis({ ...options, ...sentinelOptions(config.redis.sentinel) });
+      this.redis = createRedisClient(config);
       this.redis.on('error', () => undefined); // failures are reported by RedisLayer, once per interval
       this.ownsRedis = true;
     }
@@ -80,8 +68,14 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onModuleInit(): Promise<void> {
-    await this.bus?.start(this.store.l1 !== undefined);
-    if (!this.ownsRedis) return;
+    const connected = this.ownsRedis ? await this.connect() : true;
+    // After the connection: a cluster's nodes are known by then (the bus listens on one of them).
+    // Redis away: the subscription comes when it answers, start-up does not wait for it.
+    await this.bus?.start(this.store.l1 !== undefined, connected ? this.config.connectTimeoutMs : 0);
+  }
+
+  /** Whether the owned connection is up within the connect timeout. */
+  private async connect(): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(new Error(`no answer in ${this.config.connectTimeoutMs} ms`)), this.config.connectTimeoutMs);
@@ -89,8 +83,10 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     try {
       await Promise.race([this.redis.connect(), timeout]);
       await this.checkEvictionPolicy();
+      return true;
     } catch (error) {
       this.logger.warn(`cache Redis unreachable at start-up (${(error as Error).message}); serving without L2 until it answers`);
+      return false;
     } finally {
       clearTimeout(timer);
     }
@@ -158,21 +154,4 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     const namespaces = changed.map((id) => id.slice(0, id.indexOf(':')).replace(/\\/g, ''));
     for (const namespace of new Set(namespaces)) this.metrics.invalidations.inc({ namespace, source: 'bus' });
   }
-}
-
-/** ioredis options for a primary found through Sentinel; a failover moves the connection to the new primary. */
-function sentinelOptions(sentinel: SentinelOptions): RedisOptions {
-  return {
-    sentinels: sentinel.sentinels.map(({ host, port }) => ({ host, port })),
-    name: sentinel.name,
-    username: sentinel.username,
-    password: sentinel.password,
-    sentinelUsername: sentinel.sentinelUsername,
-    sentinelPassword: sentinel.sentinelPassword,
-    db: sentinel.db,
-    tls: sentinel.tls ? {} : undefined,
-    enableTLSForSentinelMode: sentinel.tls === true,
-    // A failover is a reconnect to another primary: go on at once with the new one.
-    sentinelRetryStrategy: (attempt: number) => Math.min(attempt * 200, 2_000),
-  };
 }

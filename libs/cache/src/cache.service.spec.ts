@@ -52,11 +52,11 @@ describe('CacheService against Redis', () => {
     // The entry holds v5, its floor is evicted (what allkeys-lfu does to a cold key): v4 is refused.
     await users.set('u:1', { name: 'new', version: 5 }, { version: (u: { version: number }) => u.version });
     await put('u:1', { name: 'new', version: 5 });
-    await redis.unlink(`${prefix}~ver:floors:u:1`);
+    await redis.unlink(`${prefix}~ver:{floors:u:1}`);
     await put('u:1', { name: 'old', version: 4 });
     expect(await users.get('u:1')).toEqual({ name: 'new', version: 5 });
     // Entry and floor evicted together: Redis knows nothing, so v4 is not written (the next read loads the row).
-    await redis.unlink(`${prefix}floors:u:1`, `${prefix}~ver:floors:u:1`);
+    await redis.unlink(`${prefix}{floors:u:1}`, `${prefix}~ver:{floors:u:1}`);
     await put('u:1', { name: 'old', version: 4 });
     expect(await users.get('u:1')).toBeUndefined();
     // ...and from then on the floor is known again: a newer write lands, an older one does not.
@@ -73,7 +73,7 @@ describe('CacheService against Redis', () => {
     const load = ns.getOrSet('k', slow.loader, { tags: ['t'] });
     await slow.started;
     await other.invalidateTags('t');
-    await redis.unlink(`${prefix}~tagts:stamps:t`); // evicted: it held the invalidation
+    await redis.unlink(`${prefix}~tagts:{stamps:t}`); // evicted: it held the invalidation
     slow.release();
     expect(await load).toBe('old');
     expect(await ns.get('k')).toBeUndefined();
@@ -102,7 +102,7 @@ describe('CacheService against Redis', () => {
     const load = ns.getOrSet('k', slow.loader, { tags: () => ['t'] });
     await slow.started;
     await other.invalidateTags('t');
-    await redis.unlink(`${prefix}~tagts:dynamic-tags:t`);
+    await redis.unlink(`${prefix}~tagts:{dynamic-tags:t}`);
     slow.release();
     await load;
     expect(await ns.get('k')).toBeUndefined();
@@ -113,7 +113,7 @@ describe('CacheService against Redis', () => {
     await cache.set('big', 'small', { ttl: '1m' });
     await cache.set('big', 'x'.repeat(2_000), { ttl: '1m' });
     expect(await cache.get('big')).toBeUndefined();
-    expect(await redis.exists(`${prefix}default:big`)).toBe(0);
+    expect(await redis.exists(`${prefix}{default:big}`)).toBe(0);
     let loads = 0;
     for (let i = 0; i < 2; i++) expect(await cache.getOrSet('huge', async () => (loads++, 'y'.repeat(2_000)))).toHaveLength(2_000);
     expect(loads).toBe(2);
@@ -135,11 +135,11 @@ describe('CacheService against Redis', () => {
     await cache.set('a', { n: 1 }, { ttl: '1m' });
     expect(await cache.get('a')).toEqual({ n: 1 });
     expect(await cache.has('a')).toBe(true);
-    expect(JSON.parse((await redis.get(`${prefix}default:a`)) as string)).toMatchObject({ v: { n: 1 } });
+    expect(JSON.parse((await redis.get(`${prefix}{default:a}`)) as string)).toMatchObject({ v: { n: 1 } });
     expect(await cache.delete('a')).toBe(1);
     expect(await cache.get('a')).toBeUndefined();
     expect(await cache.has('a')).toBe(false);
-    expect(await redis.exists(`${prefix}default:a`)).toBe(0);
+    expect(await redis.exists(`${prefix}{default:a}`)).toBe(0);
   });
 
   it('hands every caller its own copy of an L1 value', async () => {
@@ -164,7 +164,7 @@ describe('CacheService against Redis', () => {
     const cache = await makeCache();
     await cache.set('short', 1, { ttl: 150 });
     await cache.set('long', 2, { ttl: '2s' });
-    const ttl = await redis.pttl(`${prefix}default:long`);
+    const ttl = await redis.pttl(`${prefix}{default:long}`);
     expect(ttl).toBeGreaterThan(1500);
     expect(ttl).toBeLessThanOrEqual(2000);
     await sleep(250);
@@ -175,7 +175,7 @@ describe('CacheService against Redis', () => {
   it('spreads TTLs with jitter, never beyond the TTL asked for', async () => {
     const cache = await makeCache();
     for (let i = 0; i < 20; i++) await cache.set(`j${i}`, i, { ttl: 10_000, jitter: 0.5 });
-    const ttls = await Promise.all(Array.from({ length: 20 }, (_, i) => redis.pttl(`${prefix}default:j${i}`)));
+    const ttls = await Promise.all(Array.from({ length: 20 }, (_, i) => redis.pttl(`${prefix}{default:j${i}}`)));
     expect(Math.max(...ttls)).toBeLessThanOrEqual(10_000);
     expect(Math.min(...ttls)).toBeGreaterThanOrEqual(4_900);
     expect(new Set(ttls.map((t) => Math.round(t / 100))).size).toBeGreaterThan(3);
@@ -184,7 +184,7 @@ describe('CacheService against Redis', () => {
 
   it('sliding TTL: reads extend it, but never past its cap', async () => {
     const cache = await makeCache();
-    const key = `${prefix}default:slide`;
+    const key = `${prefix}{default:slide}`;
     await cache.set('slide', 'v', { ttl: 400, sliding: { max: 1000 } });
     const started = Date.now();
     // Read every 200 ms: each read pushes expiry 400 ms ahead, until the 1000 ms cap.
@@ -218,7 +218,7 @@ describe('CacheService against Redis', () => {
     expect(await cache.getOrSet('missing', loader, { ttl: '1m' })).toBeNull();
     expect(await cache.getOrSetWithStatus('missing', loader)).toEqual({ value: null, status: 'HIT', layer: 'l1' });
     expect(loads).toBe(1);
-    const pttl = await redis.pttl(`${prefix}default:missing`);
+    const pttl = await redis.pttl(`${prefix}{default:missing}`);
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(200);
     await sleep(250);
@@ -303,11 +303,11 @@ describe('CacheService against Redis', () => {
 
   it('treats a corrupt or foreign Redis value as a miss and removes it', async () => {
     const cache = await makeCache({ l1: false });
-    await redis.set(`${prefix}default:corrupt`, '{"v": {not json');
-    await redis.set(`${prefix}default:foreign`, 'hello from another app');
+    await redis.set(`${prefix}{default:corrupt}`, '{"v": {not json');
+    await redis.set(`${prefix}{default:foreign}`, 'hello from another app');
     expect(await cache.get('corrupt')).toBeUndefined();
     expect(await cache.getOrSet('foreign', () => 'loaded')).toBe('loaded');
-    expect(await redis.exists(`${prefix}default:corrupt`)).toBe(0);
+    expect(await redis.exists(`${prefix}{default:corrupt}`)).toBe(0);
     expect(await cache.get('foreign')).toBe('loaded');
   });
 
@@ -342,7 +342,7 @@ describe('CacheService against Redis', () => {
     expect(await users.get('list:1')).toBeUndefined();
     expect(await users.get('list:2')).toBeUndefined();
     expect(await users.get('other')).toBe('o');
-    expect(await redis.exists(`${prefix}~tagz:users:list`)).toBe(0);
+    expect(await redis.exists(`${prefix}~tagz:{users:list}`)).toBe(0);
   });
 
   it('refuses bad module options with an error naming the option and the value', async () => {
@@ -363,7 +363,7 @@ describe('CacheService against Redis', () => {
     closers.push(() => moduleRef.close());
     const fast = moduleRef.get(CacheService).namespace('fast');
     await fast.set('k', 'v');
-    const pttl = await redis.pttl(`${prefix}fast:k`);
+    const pttl = await redis.pttl(`${prefix}{fast:k}`);
     expect(pttl).toBeGreaterThan(0);
     expect(pttl).toBeLessThanOrEqual(300);
   });

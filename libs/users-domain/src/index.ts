@@ -6,6 +6,7 @@ import { User } from './user.entity.js';
 
 export { User } from './user.entity.js';
 export { persistUserSettings } from './user-settings.persister.js';
+export { cacheRedisFromEnv, cacheRedisVariables, parseEnvironment, redisUrlVariable } from './cache-redis.env.js';
 export type { UserSettings } from './user.entity.js';
 
 export const USERS_DOMAIN_ENTITIES = [User];

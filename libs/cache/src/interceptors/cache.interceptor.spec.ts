@@ -226,7 +226,7 @@ describe('CacheInterceptor over HTTP', () => {
     await http.post('/things/versioned').expect(201);
     await http.post('/things/versioned').expect(201);
     expect(await tagInvalidations()).toBe(2);
-    expect(await redis.get(`${prefix}~ver:things:versioned`)).toBe('2');
+    expect(await redis.get(`${prefix}~ver:{things:versioned}`)).toBe('2');
   });
 
   it('acts once when bound globally, on the class and by the decorator: no hang, one handler call', async () => {

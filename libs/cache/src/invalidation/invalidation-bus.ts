@@ -1,7 +1,8 @@
 import { Logger } from '@nestjs/common';
-import type { Redis } from 'ioredis';
+import { type Cluster, Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import type { RedisClient } from '../layers/redis-client.js';
 
 /**
  * What one instance tells the others: ids, tags and id globs that changed (drop them from L1,
@@ -25,6 +26,9 @@ const wireMessage = z.object({
 
 const RESUBSCRIBE_GAP_MS = 100;
 
+/** A subscriber waits for Redis rather than failing its SUBSCRIBE. */
+const SUBSCRIBER_OPTIONS = { lazyConnect: true, enableOfflineQueue: true, maxRetriesPerRequest: null };
+
 /**
  * Keeps every instance's L1 coherent over Redis pub/sub. A message lost while the subscriber was
  * disconnected is covered by clearing L1 on every reconnect; one lost otherwise is bounded by
@@ -35,10 +39,14 @@ export class InvalidationBus {
   private readonly logger = new Logger('CacheBus');
   private subscriber?: Redis;
   private connectedBefore = false;
+  private stopped = false;
+  private markSubscribed!: () => void;
+  /** resolved by the first SUBSCRIBE that Redis confirms */
+  private readonly subscribed = new Promise<void>((resolve) => (this.markSubscribed = resolve));
   up = false;
 
   constructor(
-    private readonly publisher: Redis,
+    private readonly publisher: RedisClient,
     private readonly channel: string,
     private readonly handlers: {
       /** a message from another instance */
@@ -48,16 +56,54 @@ export class InvalidationBus {
     },
   ) {}
 
-  /** Subscribes (an instance without L1 only publishes) and keeps the subscription alive. */
-  async start(subscribe: boolean): Promise<void> {
+  /**
+   * Subscribes (an instance without L1 only publishes) and keeps the subscription alive. Resolves
+   * once subscribed, or after `waitMs` (Redis away: the subscription comes when it answers).
+   */
+  async start(subscribe: boolean, waitMs = 2_000): Promise<void> {
     if (!subscribe) return;
-    const subscriber = this.publisher.duplicate({
+    this.stopped = false;
+    if (this.publisher.isCluster) this.subscribeToClusterNode(this.publisher as Cluster);
+    else
+      this.subscribeWith(
+        (this.publisher as Redis).duplicate({
+          ...SUBSCRIBER_OPTIONS,
+          connectionName: `cachekit-bus-${this.instanceId}`,
+          retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+        }),
+      );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.subscribed, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
+    clearTimeout(timer);
+  }
+
+  /**
+   * On a cluster a message published on any node reaches every node, so the bus listens on one of
+   * them; when that node goes (killed, failed over), it listens on another, and L1 is cleared as
+   * after any gap.
+   */
+  private subscribeToClusterNode(cluster: Cluster): void {
+    if (this.stopped) return;
+    const nodes = cluster.nodes('all');
+    if (nodes.length === 0) {
+      // Not connected yet (or every node gone): try again once the cluster is (back) up.
+      cluster.once('ready', () => this.subscribeToClusterNode(cluster));
+      return;
+    }
+    const node = nodes[Math.floor(Math.random() * nodes.length)];
+    const subscriber = new Redis({
+      ...cluster.options.redisOptions,
+      ...SUBSCRIBER_OPTIONS,
+      host: node.options.host,
+      port: node.options.port,
       connectionName: `cachekit-bus-${this.instanceId}`,
-      lazyConnect: true,
-      enableOfflineQueue: true,
-      maxRetriesPerRequest: null,
-      retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
+      retryStrategy: () => null, // another node instead, below
     });
+    subscriber.once('end', () => setTimeout(() => this.subscribeToClusterNode(cluster), RESUBSCRIBE_GAP_MS).unref());
+    this.subscribeWith(subscriber);
+  }
+
+  private subscribeWith(subscriber: Redis): void {
     this.subscriber = subscriber;
     subscriber.on('error', () => undefined); // reconnects on its own; state shows in `up`
     subscriber.on('close', () => {
@@ -77,7 +123,10 @@ export class InvalidationBus {
     });
     subscriber.on('message', (_channel: string, text: string) => this.receive(text));
     // ioredis re-subscribes on reconnect by itself.
-    subscriber.subscribe(this.channel).catch((error: Error) => this.logger.warn(`bus subscribe failed: ${error.message}`));
+    subscriber.subscribe(this.channel).then(
+      () => this.markSubscribed(),
+      (error: Error) => this.logger.warn(`bus subscribe failed: ${error.message}`),
+    );
   }
 
   async publish(message: InvalidationMessage): Promise<void> {
@@ -89,6 +138,7 @@ export class InvalidationBus {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     const subscriber = this.subscriber;
     this.subscriber = undefined;
     this.up = false;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../layers/redis-client.js';
 import type { Counter } from 'prom-client';
 import type { CacheMetrics } from './cache.metrics.js';
 import { readRedisInfo } from './redis-info.js';
@@ -42,7 +42,11 @@ interface Tally {
 }
 
 /** What `cache.stats()` answers (and `GET /cache/stats` shows), from the cache's own counters since start-up. */
-export async function collectCacheStats(metrics: CacheMetrics, l1: { entries: number; bytes: number }, redis: Redis): Promise<CacheStats> {
+export async function collectCacheStats(
+  metrics: CacheMetrics,
+  l1: { entries: number; bytes: number },
+  redis: RedisClient,
+): Promise<CacheStats> {
   const tallies = new Map<string, Tally>();
   const tally = (namespace: string): Tally => {
     let found = tallies.get(namespace);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../layers/redis-client.js';
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import { readRedisInfo, type RedisInfoFigures } from './redis-info.js';
 import type { CacheLayerName } from '../layers/two-level.store.js';
@@ -33,7 +33,7 @@ export class CacheMetrics {
   constructor(
     readonly registry: Registry,
     l1Size: () => { entries: number; bytes: number },
-    redis: Redis,
+    redis: RedisClient,
   ) {
     // Read once per scrape: INFO is one round trip for all four gauges.
     let info: Promise<RedisInfoFigures | undefined> | undefined;

@@ -1,6 +1,6 @@
-import type { Redis } from 'ioredis';
+import { primaries, type RedisClient } from '../layers/redis-client.js';
 
-/** The cache Redis INFO figures on `/metrics` and in `stats()`; server-wide, not per key prefix. */
+/** The cache Redis INFO figures on `/metrics` and in `stats()`; server-wide (on a cluster: summed over its primaries), not per key prefix. */
 export interface RedisInfoFigures {
   keyspace_hits: number;
   keyspace_misses: number;
@@ -15,18 +15,18 @@ const FIGURES = ['keyspace_hits', 'keyspace_misses', 'used_memory', 'evicted_key
  * bounded by `timeoutMs`. Answers `undefined` when Redis fails, is away or is slow: callers
  * leave the figures out rather than fail.
  */
-export async function readRedisInfo(redis: Redis, timeoutMs = 250): Promise<RedisInfoFigures | undefined> {
+export async function readRedisInfo(redis: RedisClient, timeoutMs = 250): Promise<RedisInfoFigures | undefined> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<undefined>((resolve) => {
     timer = setTimeout(() => resolve(undefined), timeoutMs);
   });
   try {
-    const text = redis.info().then(
-      (info) => info,
+    const texts = Promise.all(primaries(redis).map((node) => node.info())).then(
+      (infos) => infos,
       () => undefined,
     );
-    const info = await Promise.race([text, timeout]);
-    return info === undefined ? undefined : parseRedisInfo(info);
+    const infos = await Promise.race([texts, timeout]);
+    return infos === undefined ? undefined : sumFigures(infos.map(parseRedisInfo));
   } finally {
     clearTimeout(timer);
   }
@@ -45,4 +45,11 @@ export function parseRedisInfo(info: string): RedisInfoFigures | undefined {
     figures[name] = value;
   }
   return figures;
+}
+
+function sumFigures(each: ReadonlyArray<RedisInfoFigures | undefined>): RedisInfoFigures | undefined {
+  if (each.length === 0 || each.some((figures) => figures === undefined)) return undefined;
+  const total = { keyspace_hits: 0, keyspace_misses: 0, used_memory: 0, evicted_keys: 0 };
+  for (const figures of each as RedisInfoFigures[]) for (const name of FIGURES) total[name] += figures[name];
+  return total;
 }

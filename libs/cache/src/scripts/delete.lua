@@ -1,7 +1,7 @@
 --[[
   Deletes entries and the locks of their running loads.
 
-  KEYS  (entry, lock) pairs
+  KEYS  (entry, lock) pairs, all of one hash slot (the caller groups them)
   Returns how many entries were deleted.
 ]]
 local deleted = 0

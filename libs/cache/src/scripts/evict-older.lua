@@ -3,7 +3,7 @@
   (older write-throughs arriving later are refused) and deletes the entry unless it already
   holds that version or a newer one; ends running loads either way.
 
-  KEYS      (entry, lock, version floor) triples, n of them
+  KEYS      (entry, lock, version floor) triples, n of them, all of one hash slot
   ARGV[1..n] the versions, one per triple
   ARGV[n+1]  version floor ttl, ms
   Returns how many entries were deleted.

@@ -1,7 +1,7 @@
 --[[
   Deletes hash objects and leaves a tombstone (Redis time, ms) for fills still running.
 
-  KEYS     (hash object, tombstone) pairs
+  KEYS     (hash object, tombstone) pairs, all of one hash slot
   ARGV[1]  tombstone ttl, ms
   Returns how many objects were deleted.
 ]]

@@ -22,7 +22,7 @@ describe('RedisScript', () => {
   });
 
   it('takes the includes in and names KEYS and ARGV in every header', () => {
-    expect(new RedisScript('set').lua).toContain('local function index_tags');
+    expect(new RedisScript('hash-set-2').lua).toContain('local function replace_hash');
     for (const script of Object.values(SCRIPTS)) {
       expect(script.lua).not.toContain('--@include');
       expect(script.lua).toMatch(/KEYS/);

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../layers/redis-client.js';
 
 const INCLUDE = /^--@include ([a-z0-9-]+)\s*$/gm;
 
@@ -18,7 +18,7 @@ export class RedisScript {
     this.sha = createHash('sha1').update(this.lua).digest('hex');
   }
 
-  async run(redis: Redis, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
+  async run(redis: RedisClient, keys: readonly string[], args: ReadonlyArray<string | number>): Promise<unknown> {
     try {
       return await redis.evalsha(this.sha, keys.length, ...keys, ...args);
     } catch (error) {
@@ -34,12 +34,14 @@ function read(file: string): string {
 
 /** Every script the cache runs, loaded once per process. */
 export const SCRIPTS = {
-  set: new RedisScript('set'),
-  setVersioned: new RedisScript('set-versioned'),
+  set: new RedisScript('set-2'),
+  setVersioned: new RedisScript('set-versioned-3'),
   evictOlder: new RedisScript('evict-older'),
-  setLeased: new RedisScript('set-leased'),
+  setLeased: new RedisScript('set-leased-2'),
+  indexTag: new RedisScript('index-tag-2'),
+  armTag: new RedisScript('arm-tag-1'),
   stampTag: new RedisScript('stamp-tag-1'),
-  invalidateTagBatch: new RedisScript('invalidate-tag-batch-1'),
+  popTagBatch: new RedisScript('pop-tag-batch-1'),
   delete: new RedisScript('delete'),
   acquireLock: new RedisScript('acquire-lock-1'),
   extendLock: new RedisScript('extend-lock-1'),

@@ -130,7 +130,7 @@ describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
       expect(await load).toBe('old'); // its caller still gets what it loaded...
       const cached = await cache.get(key);
       expect(cached === undefined || cached === 'written').toBe(true); // ...but the cache never keeps it
-      const raw = await redis.get(`${prefix}default:${key}`);
+      const raw = await redis.get(`${prefix}{default:${key}}`);
       expect(raw === null || JSON.parse(raw).v === 'written').toBe(true);
     }
   });

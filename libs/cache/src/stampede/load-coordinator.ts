@@ -132,9 +132,8 @@ export class LoadCoordinator {
     const token = randomBytes(16).toString('hex');
     const lockTtlMs = policy.lock ? policy.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
     let lease: Lock | undefined;
-    const armedTags = tagIdsKnownBefore(request);
-    const attempt = await this.store.lock.acquire(id, token, lockTtlMs, armedTags);
-    if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt, armedTags };
+    const attempt = await this.store.lock.acquire(id, token, lockTtlMs, tagIdsKnownBefore(request));
+    if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt, armedTags: attempt.armedTags };
     else if (attempt) {
       // Another process is loading this key.
       if (background) return staleOf(stale as StoredValue);
@@ -231,10 +230,9 @@ export class LoadCoordinator {
       const found = await this.store.readRemote(id);
       // The value of someone else's load: a MISS for this caller, like single-flight joiners.
       if (found && Date.now() < found.meta.f) return { value: { value: found.value as T, status: 'MISS' } };
-      const armedTags = tagIdsKnownBefore(request);
-      const attempt = await this.store.lock.acquire(id, token, policy.lock.ttlMs, armedTags);
+      const attempt = await this.store.lock.acquire(id, token, policy.lock.ttlMs, tagIdsKnownBefore(request));
       if (!attempt) return {}; // Redis went away: load without a lease
-      if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt, armedTags } };
+      if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt, armedTags: attempt.armedTags } };
     }
     return {};
   }

@@ -1,13 +1,17 @@
-import type { Redis } from 'ioredis';
 import type { RedisKeys } from '../keys/redis-keys.js';
 import type { CircuitBreaker } from '../layers/circuit-breaker.js';
+import type { RedisClient } from '../layers/redis-client.js';
 import { SCRIPTS } from '../scripts/redis-script.js';
 
-/** A held load lock: its owner token, when the load started (Redis time, ms), and the tags it armed. */
+/**
+ * A held load lock: its owner token, when the load started (Redis time of the lock's node, ms),
+ * and the tags it armed, each with the time of its own node when it was armed (on a cluster a
+ * tag's stamp lives on another node than the lock).
+ */
 export interface Lock {
   token: string;
   startedAt: number;
-  armedTags?: readonly string[];
+  armedTags?: ReadonlyMap<string, number>;
 }
 
 /** how long a tag invalidation is remembered against loads that started before it */
@@ -15,33 +19,45 @@ export const TAG_STAMP_TTL_MS = 10 * 60_000;
 
 /**
  * The lock one load of an entry holds across processes (`SET NX PX` with an owner token): the
- * others wait for its value. Only the holder's value may fill the entry (see set-leased.lua), and a
+ * others wait for its value. Only the holder's value may fill the entry (see set-leased-2.lua), and a
  * delete, a newer write or a tag stamp ends it. Behind the cache's circuit breaker.
  */
 export class RedisLock {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: RedisKeys,
     private readonly breaker: CircuitBreaker,
   ) {}
 
   /**
-   * Takes the lock and arms the stamps of `tagIds` (the load's tags known before it runs, see
-   * acquire-lock-1.lua). `undefined` when Redis failed: the caller then loads without a lock.
+   * Takes the lock, then arms the stamps of `tagIds` (the load's tags known before it runs, see
+   * arm-tag-1.lua), each in its own slot. `undefined` when Redis failed: the caller then loads
+   * without a lock.
    */
   async acquire(
     id: string,
     token: string,
     ttlMs: number,
     tagIds: readonly string[] = [],
-  ): Promise<{ acquired: boolean; startedAt: number } | undefined> {
-    const keys = [this.keys.lock(id), ...tagIds.map((tag) => this.keys.tagStamp(tag))];
-    const answer = await this.breaker.run(
+  ): Promise<{ acquired: boolean; startedAt: number; armedTags: ReadonlyMap<string, number> } | undefined> {
+    return this.breaker.run(
       'EVALSHA',
-      async () => (await SCRIPTS.acquireLock.run(this.redis, keys, [token, ttlMs, TAG_STAMP_TTL_MS])) as [number, number],
+      async () => {
+        const [taken, startedAt] = (await SCRIPTS.acquireLock.run(this.redis, [this.keys.lock(id)], [token, ttlMs])) as [number, number];
+        if (taken !== 1) return { acquired: false, startedAt: Number(startedAt), armedTags: new Map() };
+        try {
+          const armedAt = await Promise.all(
+            tagIds.map((tag) => SCRIPTS.armTag.run(this.redis, [this.keys.tagStamp(tag)], [TAG_STAMP_TTL_MS])),
+          );
+          return { acquired: true, startedAt: Number(startedAt), armedTags: new Map(tagIds.map((tag, i) => [tag, Number(armedAt[i])])) };
+        } catch (error) {
+          // Not armed, so no fill could be checked: hand the lock back, the caller loads without it.
+          await this.release(id, token).catch(() => undefined);
+          throw error;
+        }
+      },
       undefined,
     );
-    return answer && { acquired: answer[0] === 1, startedAt: Number(answer[1]) };
   }
 
   async extend(id: string, token: string, ttlMs: number): Promise<boolean> {

@@ -8,7 +8,7 @@ describe('HashCache against Redis', () => {
   const prefix = uniquePrefix('hash_cache');
   const redis = new Redis(REDIS_URL);
   const users = new HashCache(redis, `${prefix}~hash:users:`, { ttlMs: 60_000 });
-  const keyOf = (id: string | number) => `${prefix}~hash:users:${id}`;
+  const keyOf = (id: string | number) => `${prefix}~hash:users:{${id}}`;
 
   afterAll(async () => {
     await dropPrefix(redis, prefix);
@@ -59,9 +59,9 @@ describe('HashCache against Redis', () => {
     const short = new HashCache(redis, `${prefix}~hash:short:`, { ttlMs: 5_000 });
     await short.set(4, { name: 'Dee', visits: 1 });
     await sleep(300);
-    const before = await redis.pttl(`${prefix}~hash:short:4`);
+    const before = await redis.pttl(`${prefix}~hash:short:{4}`);
     expect(await short.setField(4, 'visits', 2)).toBe(true);
-    const after = await redis.pttl(`${prefix}~hash:short:4`);
+    const after = await redis.pttl(`${prefix}~hash:short:{4}`);
     expect(after).toBeGreaterThan(0);
     expect(after).toBeLessThanOrEqual(before);
     expect(after).toBeLessThan(4_800);
@@ -104,7 +104,7 @@ describe('HashCache against Redis', () => {
     });
     await started;
     await users.delete('evicted');
-    await redis.unlink(`${prefix}~hash:users:~gone:evicted`); // the tombstone, evicted
+    await redis.unlink(`${prefix}~hash:users:~gone:{evicted}`); // the tombstone, evicted
     release();
     await fill;
     expect(await users.get('evicted')).toBeUndefined();

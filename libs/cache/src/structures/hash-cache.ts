@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../layers/redis-client.js';
 import { deserializeValue, serializeValue } from '../entry/serializer.js';
+import { hashObjectKey } from '../keys/redis-keys.js';
 import { SCRIPTS } from '../scripts/redis-script.js';
 
 /** how long a delete is remembered against fills that started before it */
@@ -41,7 +42,7 @@ export class HashCache {
   private readonly io?: HashCacheIo;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** The full key prefix of this cache, e.g. `cache:~hash:users:`. */
     readonly keyPrefix: string,
     options: HashCacheOptions,
@@ -64,7 +65,7 @@ export class HashCache {
    * it was deleted meanwhile, so an object deleted while it was being read never comes back.
    */
   async fill(id: string | number, load: () => Promise<HashObject | null>): Promise<HashObject | null> {
-    const tombstone = this.tombstonePrefix + String(id);
+    const tombstone = this.tombstone(id);
     const begun = await this.call('EVALSHA', () => SCRIPTS.hashFillBegin.run(this.redis, [tombstone], [HASH_TOMBSTONE_TTL_MS]), undefined);
     const object = await load();
     // Without its start (Redis time, the armed tombstone) there is no safe fill: the object is served, not stored.
@@ -95,7 +96,7 @@ export class HashCache {
     const written = await this.call(
       'EVALSHA',
       async () => {
-        await SCRIPTS.hashSet.run(this.redis, [key, this.tombstonePrefix + String(id)], [this.ttlMs, HASH_TOMBSTONE_TTL_MS, ...fields]);
+        await SCRIPTS.hashSet.run(this.redis, [key, this.tombstone(id)], [this.ttlMs, HASH_TOMBSTONE_TTL_MS, ...fields]);
         return true;
       },
       false,
@@ -131,12 +132,7 @@ export class HashCache {
     const key = this.key(id);
     const updated = await this.call(
       'EVALSHA',
-      () =>
-        SCRIPTS.hashSetField.run(
-          this.redis,
-          [key, this.tombstonePrefix + String(id)],
-          [field, serializeValue(value), HASH_TOMBSTONE_TTL_MS],
-        ),
+      () => SCRIPTS.hashSetField.run(this.redis, [key, this.tombstone(id)], [field, serializeValue(value), HASH_TOMBSTONE_TTL_MS]),
       undefined,
     );
     if (updated === undefined) this.io?.lost(String(id));
@@ -148,19 +144,27 @@ export class HashCache {
     const key = this.key(id);
     const deleted = await this.call(
       'EVALSHA',
-      () => SCRIPTS.hashDelete.run(this.redis, [key, this.tombstonePrefix + String(id)], [HASH_TOMBSTONE_TTL_MS]),
+      () => SCRIPTS.hashDelete.run(this.redis, [key, this.tombstone(id)], [HASH_TOMBSTONE_TTL_MS]),
       undefined,
     );
     if (deleted === undefined) this.io?.lost(String(id));
     return deleted === 1;
   }
 
+  /** `prefix{id}`: the id is the hash tag, so that an object and its tombstone share a cluster slot. */
   private key(id: string | number): string {
-    const valid = typeof id === 'string' ? id.length > 0 && id.length <= 1024 : Number.isFinite(id);
+    const valid = typeof id === 'string' ? id.length > 0 && id.length <= 1024 && !id.startsWith('}') : Number.isFinite(id);
     if (!valid) {
-      throw new TypeError(`a HashCache id must be a string of 1 to 1024 characters or a finite number; got ${String(id)}`);
+      throw new TypeError(
+        `a HashCache id must be a string of 1 to 1024 characters not starting with '}', or a finite number; got ${String(id)}`,
+      );
     }
-    return this.keyPrefix + String(id);
+    return hashObjectKey(this.keyPrefix, String(id));
+  }
+
+  private tombstone(id: string | number): string {
+    this.key(id);
+    return hashObjectKey(this.tombstonePrefix, String(id));
   }
 }
 

@@ -1,4 +1,5 @@
-import type { ChainableCommander, Redis } from 'ioredis';
+import type { ChainableCommander } from 'ioredis';
+import type { RedisClient } from '../layers/redis-client.js';
 import { execTransaction } from './transaction.js';
 
 export interface RankedMember {
@@ -23,7 +24,7 @@ export class Leaderboard {
   private readonly ttlMs?: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** The full Redis key, prefix included. */
     readonly key: string,
     options: LeaderboardOptions = {},

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '../layers/redis-client.js';
 import { execTransaction } from './transaction.js';
 
 const DAY_MS = 86_400_000;
@@ -19,7 +19,7 @@ export class UniqueCounter {
   private readonly retentionMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     /** The full key prefix of this counter, e.g. `cache:~unique:page-home:`. */
     readonly keyPrefix: string,
     options: UniqueCounterOptions,

@@ -7,17 +7,17 @@
   as the floor and no value is written (the next read loads the row); a running load's lock
   ends either way, so a value it read before this commit cannot land.
 
+  The entry's tags are indexed before this runs (index-tag-2.lua, in each tag's own slot).
+
   KEYS[1]   entry
   KEYS[2]   lock of the entry
   KEYS[3]   version floor of the entry
-  KEYS[4..] tag indexes of the entry
   ARGV[1]   envelope (JSON, with its version in `g`)
   ARGV[2]   ttl, ms
   ARGV[3]   version
   ARGV[4]   version floor ttl, ms
   Returns 1 if written, 0 if a newer version holds, 2 if nothing was known (floor set, no value).
 ]]
---@include index-tags
 local floor = redis.call('GET', KEYS[3])
 local current = redis.call('GET', KEYS[1])
 if not floor and not current then
@@ -34,5 +34,4 @@ end
 redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
 redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[4])
 redis.call('DEL', KEYS[2])
-index_tags(4, #KEYS, tonumber(ARGV[2]))
 return 1

@@ -10,15 +10,23 @@ import type { INestApplicationContext } from '@nestjs/common';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { type CacheEntryOptions, CacheModule, type CacheModuleOptions, CacheService } from '@cachekit/cache';
+import {
+  check,
+  concurrently,
+  CONCURRENCY,
+  type Group,
+  measure,
+  type Result,
+  SAMPLE_MS,
+  SAMPLES,
+  sequentially,
+  sink,
+  synchronously,
+  table,
+} from './harness.js';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `bench:${randomBytes(4).toString('hex')}:`;
-const CONCURRENCY = 64;
-const WARMUP_MS = 500;
-const SAMPLES = 7;
-const SAMPLE_MS = 400;
-/** a batch is timed as one unit; warm-up doubles it until it takes at least this long */
-const MIN_BATCH_MS = 20;
 const TTL = '10m';
 
 interface User {
@@ -39,27 +47,6 @@ const user: User = {
   createdAt: new Date('2026-01-02T03:04:05.678Z'),
 };
 
-type Batch = (ops: number) => void | Promise<void>;
-
-interface Case {
-  name: string;
-  run: Batch;
-}
-
-/** The first case of a group is the baseline of the others; a group's samples are interleaved. */
-type Group = readonly Case[];
-
-interface Result {
-  name: string;
-  /** median of the samples */
-  opsPerSec: number;
-  /** (max - min) / median of the samples */
-  spread: number;
-  baseline?: Result;
-}
-
-/** keeps results observable so the optimizer cannot drop the measured work */
-let sink = 0;
 let loads = 0;
 
 function loadUser(): User {
@@ -67,103 +54,9 @@ function loadUser(): User {
   return structuredClone(user);
 }
 
-function synchronously(op: () => number): Batch {
-  return (ops) => {
-    for (let i = 0; i < ops; i++) sink += op();
-  };
-}
-
-function sequentially(op: () => Promise<unknown>): Batch {
-  return async (ops) => {
-    for (let i = 0; i < ops; i++) await op();
-  };
-}
-
-/** `CONCURRENCY` workers, each awaiting its own calls, so that many are always in flight. */
-function concurrently(op: (worker: number) => Promise<unknown>): Batch {
-  return async (ops) => {
-    const perWorker = Math.ceil(ops / CONCURRENCY);
-    await Promise.all(
-      Array.from({ length: CONCURRENCY }, async (_, worker) => {
-        for (let i = 0; i < perWorker; i++) await op(worker);
-      }),
-    );
-  };
-}
-
-/** Runs `run` for `WARMUP_MS`, doubling the batch until one takes `MIN_BATCH_MS`; returns the batch size. */
-async function warmUp(run: Batch): Promise<number> {
-  let batch = CONCURRENCY;
-  const until = performance.now() + WARMUP_MS;
-  while (performance.now() < until) {
-    const started = performance.now();
-    await run(batch);
-    if (performance.now() - started < MIN_BATCH_MS) batch *= 2;
-  }
-  return batch;
-}
-
-async function sample(run: Batch, batch: number): Promise<number> {
-  const started = process.hrtime.bigint();
-  const until = started + BigInt(SAMPLE_MS * 1e6);
-  let now = started;
-  let ops = 0;
-  while (now < until) {
-    await run(batch);
-    ops += batch;
-    now = process.hrtime.bigint();
-  }
-  return ops / (Number(now - started) / 1e9);
-}
-
-/** Interleaves the samples of a group, so a noisy neighbour slows the baseline and its cases alike. */
-async function measure(group: Group): Promise<Result[]> {
-  const batches: number[] = [];
-  for (const { name, run } of group) {
-    process.stderr.write(`warming up ${name}\n`);
-    batches.push(await warmUp(run));
-  }
-  const rates = group.map((): number[] => []);
-  for (let round = 0; round < SAMPLES; round++) {
-    for (const [i, { run }] of group.entries()) rates[i].push(await sample(run, batches[i]));
-  }
-  const results = group.map(({ name }, i): Result => {
-    const sorted = rates[i].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)];
-    return { name, opsPerSec: median, spread: (sorted[sorted.length - 1] - sorted[0]) / median };
-  });
-  for (const result of results.slice(1)) result.baseline = results[0];
-  return results;
-}
-
-function ratio(result: Result): string {
-  if (!result.baseline) return 'baseline';
-  const r = result.opsPerSec / result.baseline.opsPerSec;
-  const shown = r >= 0.1 ? `${r.toFixed(2)}×` : `${r.toPrecision(2)}× (1/${Math.round(1 / r)})`;
-  return `${shown} of ${result.baseline.name}`;
-}
-
-function table(results: readonly Result[]): string {
-  const rows = results.map((r) =>
-    [
-      r.name,
-      Math.round(r.opsPerSec).toLocaleString('en-US'),
-      Math.round(1e9 / r.opsPerSec).toLocaleString('en-US'),
-      `${Math.round(r.spread * 100)}%`,
-      ratio(r),
-    ].join(' | '),
-  );
-  const head = ['| case | ops/s | ns/op | sample range | vs baseline |', '|---|---:|---:|---:|---|'];
-  return [...head, ...rows.map((row) => `| ${row} |`)].join('\n');
-}
-
 async function cacheContext(options: Partial<CacheModuleOptions>): Promise<INestApplicationContext> {
   const module = CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: KEY_PREFIX, ...options });
   return NestFactory.createApplicationContext(module, { logger: ['error', 'warn'] });
-}
-
-function check(condition: unknown, message: string): asserts condition {
-  if (!condition) throw new Error(`bench: ${message}`);
 }
 
 async function deleteBenchKeys(redis: Redis): Promise<number> {
@@ -199,7 +92,7 @@ async function main(): Promise<void> {
     check(l2Lookup.layer === 'l2', `expected an L2 hit, got ${l2Lookup.status} from ${l2Lookup.layer}`);
     check(l2Lookup.value.createdAt instanceof Date, 'a cached Date should come back as a Date');
     // The bare GETs read the very keys the service reads: same payload, same Redis.
-    const redisKeys = workerKeys.map((key) => `${KEY_PREFIX}default:${key}`);
+    const redisKeys = workerKeys.map((key) => `${KEY_PREFIX}{default:${key}}`);
     const payload = await redis.get(redisKeys[1]);
     check(payload !== null, `no value at ${redisKeys[1]}; has the Redis key layout changed?`);
     const loadsBefore = loads;
@@ -217,7 +110,7 @@ async function main(): Promise<void> {
         },
         {
           name: 'CacheService.getOrSet, L1 hit',
-          run: sequentially(async () => (sink += (await l1Cache.getOrSet('user:1', loadUser, hit)).version)),
+          run: sequentially(async () => (sink.value += (await l1Cache.getOrSet('user:1', loadUser, hit)).version)),
         },
       ],
       [

@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn, spawnSync } from 'node:child_process';
+import { type ChildProcess, execFile, spawn, type SpawnOptions, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
@@ -53,12 +53,19 @@ const live = new Set<ChildProcess>();
 let exitHook = false;
 
 function spawnRedis(args: string[]): ChildProcess {
-  const child = PDEATHSIG
-    ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', 'redis-server', ...args], { stdio: 'ignore' })
-    : spawn('redis-server', args, { stdio: 'ignore' });
+  const child = spawnTied('redis-server', args, { stdio: 'ignore' });
+  child.on('error', () => undefined); // reported as an early exit by `launch`
+  return child;
+}
+
+/**
+ * `spawn(command, args, options)` for a child that must not outlive this process: SIGKILLed when
+ * it dies (setpriv --pdeathsig, same pid as the command since setpriv execs it) or exits.
+ */
+export function spawnTied(command: string, args: string[], options: SpawnOptions = {}): ChildProcess {
+  const child = PDEATHSIG ? spawn('setpriv', ['--pdeathsig', 'KILL', '--', command, ...args], options) : spawn(command, args, options);
   live.add(child);
   child.once('exit', () => live.delete(child));
-  child.on('error', () => undefined); // reported as an early exit by `launch`
   if (!exitHook) {
     exitHook = true;
     process.once('exit', () => {
@@ -289,7 +296,7 @@ const taken = new Set<number>();
  * stay below Linux's ephemeral range (32768+), where `freePort()` (listen on 0) and outgoing
  * connections pick theirs, and below 55535 as the bus port requires.
  */
-async function freeClusterPort(): Promise<number> {
+export async function freeClusterPort(): Promise<number> {
   for (let tries = 0; tries < 200; tries++) {
     const port = 12_000 + Math.floor(Math.random() * 10_768);
     if (taken.has(port)) continue;

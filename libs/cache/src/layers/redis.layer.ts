@@ -60,8 +60,13 @@ export class RedisLayer {
     const written = await this.guard(
       'SET',
       async () => {
-        await this.indexTags(id, tagIds, ttlMs);
-        return SCRIPTS.set.run(this.redis, [this.keys.entry(id), this.keys.lock(id)], [payload, ttlMs]);
+        // Known truth needs no order between its index and its write: both are done before this
+        // returns, so any later invalidation finds the entry (see indexTags).
+        const [, written] = await Promise.all([
+          this.indexTags(id, tagIds, ttlMs),
+          SCRIPTS.set.run(this.redis, [this.keys.entry(id), this.keys.lock(id)], [payload, ttlMs]),
+        ]);
+        return written;
       },
       0,
     );
@@ -84,9 +89,13 @@ export class RedisLayer {
     const landed = await this.guard(
       'SET',
       async () => {
-        // A refused write leaves its index members behind: they only make a later invalidation delete one entry more.
-        await this.indexTags(id, tagIds, Math.max(ttlMs, 1));
-        return SCRIPTS.setVersioned.run(this.redis, keys, [payload, Math.max(ttlMs, 1), version, Math.max(ttlMs, VERSION_TTL_MS)]);
+        // Known truth, as in `set`. A refused write leaves its index members behind: they only make
+        // a later invalidation delete one entry more.
+        const [, landed] = await Promise.all([
+          this.indexTags(id, tagIds, Math.max(ttlMs, 1)),
+          SCRIPTS.setVersioned.run(this.redis, keys, [payload, Math.max(ttlMs, 1), version, Math.max(ttlMs, VERSION_TTL_MS)]),
+        ]);
+        return landed;
       },
       undefined,
     );
@@ -137,10 +146,13 @@ export class RedisLayer {
   }
 
   /**
-   * Adds the entry to the index of each tag (index-tag-2.lua), before the entry is written. With
-   * `lock` (a load's value) each tag is checked too: `false` if one was invalidated since the load
-   * started. A tag the lock armed is compared with its own node's time; one known only from the
-   * value with the lock's time, less the clock difference allowed between cluster nodes.
+   * Adds the entry to the index of each tag (index-tag-2.lua; each tag is in its own slot, maybe on
+   * another node than the entry). A write of known truth runs it beside the write: a tag
+   * invalidation that overlaps the call may come before or after it, as with any concurrent call,
+   * and one that starts after the call finds the entry. A load's value (`lock`) runs it first, and
+   * each tag is checked too: `false` if one was invalidated since the load started. A tag the lock
+   * armed is compared with its own node's time; one known only from the value with the lock's
+   * time, less the clock difference allowed between cluster nodes.
    */
   private async indexTags(id: string, tagIds: readonly string[], ttlMs: number, lock?: Lock): Promise<boolean> {
     if (tagIds.length === 0) return true;

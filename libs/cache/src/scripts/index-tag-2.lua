@@ -1,6 +1,7 @@
 --[[
-  Adds an entry to a tag's index, before the entry itself is written (in its own slot), so that an
-  invalidation of the tag running in between finds it. Members are scored by when the entry
+  Adds an entry to a tag's index; the entry itself is written in its own slot (for a load's value:
+  after this, so that an invalidation of the tag running in between finds it and deletes the
+  load's lock). Members are scored by when the entry
   expires; members that expired already are dropped (an index stays proportional to its live
   entries however often it is written), and the index lives at least as long as the entry.
 

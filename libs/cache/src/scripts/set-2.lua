@@ -1,7 +1,7 @@
 --[[
   A write of known truth (set, write of a loaded value without lock): it also ends any running
-  load's lock, so an older load cannot land after it. The entry's tags are indexed before this
-  runs (index-tag-2.lua, in each tag's own slot).
+  load's lock, so an older load cannot land after it. The entry's tags are indexed beside it
+  (index-tag-2.lua, in each tag's own slot).
 
   KEYS[1]  entry
   KEYS[2]  lock of the entry

@@ -7,7 +7,7 @@
   as the floor and no value is written (the next read loads the row); a running load's lock
   ends either way, so a value it read before this commit cannot land.
 
-  The entry's tags are indexed before this runs (index-tag-2.lua, in each tag's own slot).
+  The entry's tags are indexed beside it (index-tag-2.lua, in each tag's own slot).
 
   KEYS[1]   entry
   KEYS[2]   lock of the entry

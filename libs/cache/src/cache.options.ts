@@ -21,6 +21,9 @@ export interface SentinelOptions {
   db?: number;
 }
 
+/** How L1 hands out cached values: a copy per caller, or one deep-frozen value per entry. */
+export type L1Values = 'copies' | 'frozen';
+
 /** A Redis Cluster (ioredis' `Cluster`): seed nodes and what every node connection needs. */
 export interface RedisClusterOptions {
   /** Some nodes of the cluster (any one that answers is enough); the others are discovered. */
@@ -50,8 +53,11 @@ export interface CacheModuleOptions {
   /**
    * The in-process L1; `false` turns it off. `maxTtl` caps how long an entry stays in L1, which
    * bounds how stale it can be if an invalidation message from another instance is lost.
+   * `values`: `'copies'` (default) hands every caller its own copy of a cached value, so a caller
+   * that mutates it changes nothing else; `'frozen'` hands every caller of an L1 or L2 hit the same
+   * deep-frozen value of the entry (no copy per hit: faster, and a mutation throws in strict mode).
    */
-  l1?: false | { maxItems?: number | string; maxBytes?: number | string; maxTtl?: DurationOption };
+  l1?: false | { maxItems?: number | string; maxBytes?: number | string; maxTtl?: DurationOption; values?: L1Values };
   /** Keep the L1 of every instance coherent over Redis pub/sub. Default `true`. */
   bus?: boolean;
   /** Bound on every Redis command, so a slow Redis never holds a request. Default `'250ms'`. */
@@ -108,7 +114,7 @@ export interface CacheConfig {
   keyPrefix: string;
   defaultTtlMs: number;
   negativeTtlMs: number;
-  l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number };
+  l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number; values: L1Values };
   bus: boolean;
   commandTimeoutMs: number;
   connectTimeoutMs: number;
@@ -202,9 +208,10 @@ const schema = z.strictObject({
         maxItems: countSchema.default(10_000),
         maxBytes: countSchema.default(64 * 1024 * 1024),
         maxTtl: durationSchema.default(10_000),
+        values: z.enum(['copies', 'frozen']).default('copies'),
       }),
     ])
-    .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 10_000 }),
+    .default({ maxItems: 10_000, maxBytes: 64 * 1024 * 1024, maxTtl: 10_000, values: 'copies' }),
   bus: z.boolean().default(true),
   commandTimeout: durationSchema.default(250),
   connectTimeout: durationSchema.default(2_000),
@@ -275,7 +282,7 @@ export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
     keyPrefix: o.keyPrefix,
     defaultTtlMs: o.defaultTtl,
     negativeTtlMs: o.negativeTtl,
-    l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl },
+    l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl, values: o.l1.values },
     bus: o.bus,
     commandTimeoutMs: o.commandTimeout,
     connectTimeoutMs: o.connectTimeout,

@@ -44,6 +44,29 @@ describe('CacheService against Redis', () => {
     await redis.quit();
   });
 
+  it('l1.values: copies (default) hands every caller its own copy; frozen hands out one deep-frozen value per entry', async () => {
+    const copies = (await makeCache()).namespace('values-copies');
+    await copies.set('u', { name: 'Ada', tags: ['a'], at: new Date(5) }, { ttl: '1m' });
+    const [first, second] = [await copies.get<{ name: string; tags: string[] }>('u'), await copies.get<{ name: string }>('u')];
+    expect(first).not.toBe(second);
+    first!.name = 'changed by a caller';
+    first!.tags.push('b');
+    expect(await copies.get('u')).toEqual({ name: 'Ada', tags: ['a'], at: new Date(5) });
+
+    const frozen = (await makeCache({ l1: { values: 'frozen' } })).namespace('values-frozen');
+    await frozen.set('u', { name: 'Ada', tags: ['a'], nested: { deep: { n: 1 } } }, { ttl: '1m' });
+    const shared = await frozen.get<{ name: string; tags: string[]; nested: { deep: { n: number } } }>('u');
+    expect(await frozen.get('u')).toBe(shared); // the same object: no copy per hit
+    expect(Object.isFrozen(shared) && Object.isFrozen(shared!.tags) && Object.isFrozen(shared!.nested.deep)).toBe(true);
+    expect(() => shared!.tags.push('b')).toThrow(TypeError);
+    // An L2 hit (an instance whose L1 is empty) hands out the frozen value it keeps from then on.
+    const other = (await makeCache({ l1: { values: 'frozen' } })).namespace('values-frozen');
+    const fromRedis = await other.getOrSetWithStatus('u', async () => ({ name: 'loaded' }));
+    expect(fromRedis).toMatchObject({ status: 'HIT', layer: 'l2', value: { name: 'Ada' } });
+    expect(Object.isFrozen(fromRedis.value)).toBe(true);
+    expect(await other.get('u')).toBe(fromRedis.value);
+  });
+
   it('issue 11 item 9: an evicted version floor never lets an older write-through replace a newer row', async () => {
     const cache = await makeCache({ l1: false });
     const users = cache.namespace('floors');

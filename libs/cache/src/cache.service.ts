@@ -7,7 +7,7 @@ import type { EntryMeta } from './entry/envelope.js';
 import { type Duration, toMilliseconds } from './duration.js';
 import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { InvalidationSource } from './metrics/cache.metrics.js';
-import type { CacheLookup } from './stampede/load-coordinator.js';
+import type { CacheLookup, StoredLookup } from './stampede/load-coordinator.js';
 import type { CacheStats } from './metrics/cache-stats.js';
 import { NotQueued } from './write-behind/write-behind.port.js';
 import { HashCache } from './structures/hash-cache.js';
@@ -16,6 +16,9 @@ import { UniqueCounter } from './structures/unique-counter.js';
 
 /** Namespace handles are kept per runtime: the interceptor asks for one on every request. */
 const handles = new WeakMap<CacheRuntime, Map<string, CacheNamespace>>();
+
+/** The method behind `getOrSet` that also hands out a hit's stored text; not part of the API. */
+export const LOOKUP = Symbol('cachekit:lookup');
 
 /** What `invalidate()` removes from one namespace. */
 export interface InvalidationTargets {
@@ -219,8 +222,8 @@ export class CacheNamespace {
   }
 
   /** Cache-aside: the cached value, or the loader's (stored before it is returned). */
-  async getOrSet<T>(key: string, loader: () => Promise<T> | T, options?: CacheEntryOptions<T>): Promise<T> {
-    return (await this.getOrSetWithStatus(key, loader, options)).value;
+  getOrSet<T>(key: string, loader: () => Promise<T> | T, options?: CacheEntryOptions<T>): Promise<T> {
+    return this[LOOKUP](key, loader, options).then((lookup) => lookup.value);
   }
 
   /**
@@ -228,15 +231,25 @@ export class CacheNamespace {
    * the process holding the lock) or `STALE` (served within grace). See `CacheEntryOptions` for
    * TTL, grace, XFetch, the lock and timeouts.
    */
-  async getOrSetWithStatus<T>(key: string, loader: () => Promise<T> | T, options: CacheEntryOptions<T> = {}): Promise<CacheLookup<T>> {
-    const policy = this.policyFor(options);
-    return this.runtime.loads.getOrSet<T>({
-      namespace: this.name,
-      id: this.id(key),
-      loader,
-      policy,
-      metaFor: (value, now, loadMs) => this.metaFor(value, policy, now, loadMs),
-    });
+  getOrSetWithStatus<T>(key: string, loader: () => Promise<T> | T, options?: CacheEntryOptions<T>): Promise<CacheLookup<T>> {
+    return this[LOOKUP](key, loader, options).then(({ value, status, layer }) => (layer ? { value, status, layer } : { value, status }));
+  }
+
+  /** @internal `getOrSetWithStatus` with the stored text of a hit (the HTTP interceptor sends it as it is). */
+  [LOOKUP]<T>(key: string, loader: () => Promise<T> | T, options: CacheEntryOptions<T> = {}): Promise<StoredLookup<T>> {
+    // Not `async` (a hit is answered with one promise less), so a bad key or option rejects here.
+    try {
+      const policy = this.policyFor(options);
+      return this.runtime.loads.getOrSet<T>({
+        namespace: this.name,
+        id: this.id(key),
+        loader,
+        policy,
+        metaFor: (value, now, loadMs) => this.metaFor(value, policy, now, loadMs),
+      });
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
   }
 
   /**
@@ -299,12 +312,11 @@ export class CacheNamespace {
   }
 
   private policyFor(options: CacheEntryOptions): CachePolicy {
-    if (Object.keys(options).length === 0) return this.defaultPolicy;
     let policy = this.policies.get(options);
-    if (!policy) {
-      policy = resolvePolicy(options, this.defaults());
-      this.policies.set(options, policy);
-    }
+    if (policy) return policy;
+    if (Object.keys(options).length === 0) return this.defaultPolicy;
+    policy = resolvePolicy(options, this.defaults());
+    this.policies.set(options, policy);
     return policy;
   }
 

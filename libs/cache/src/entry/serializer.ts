@@ -67,3 +67,26 @@ export function decodeEnvelope(text: string): CacheEnvelope | undefined {
     return undefined;
   }
 }
+
+/**
+ * Freezes `value` and everything it holds, in place. A frozen Date can still be changed through its
+ * setters (its time is an internal slot, not a property): the one mutation freezing cannot stop.
+ */
+export function deepFreeze<T>(value: T): T {
+  if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return value;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+  return value;
+}
+
+const DATE_IN_TEXT = /\{"\$date":(-?\d+)\}/g;
+
+/**
+ * The JSON an HTTP response would carry for a value stored as `text` (what `JSON.stringify` gives
+ * for the deserialized value: Dates as ISO strings), without parsing it. A tagged Date cannot occur
+ * inside a JSON string: its quotes would be escaped there.
+ */
+export function wireJsonOf(text: string): string {
+  if (!text.includes(DATE_TAG)) return text;
+  return text.replace(DATE_IN_TEXT, (_tag, ms: string) => `"${new Date(Number(ms)).toISOString()}"`);
+}

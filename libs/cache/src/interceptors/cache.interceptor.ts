@@ -16,7 +16,7 @@ import { from, lastValueFrom, mergeMap, type Observable, of } from 'rxjs';
 import { CACHE_CONFIG, CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHE_STATUS_HEADER, CACHEABLE_METADATA } from '../cache.constants.js';
 import { CacheError } from '../cache.errors.js';
 import type { CacheConfig } from '../cache.options.js';
-import { CacheService } from '../cache.service.js';
+import { CacheService, LOOKUP } from '../cache.service.js';
 import type { CacheEvictOptions } from '../decorators/cache-evict.decorator.js';
 import { evictFor, putFor } from '../decorators/cache-eviction.js';
 import type { CachePutOptions } from '../decorators/cache-put.decorator.js';
@@ -24,7 +24,7 @@ import type { CacheableOptions } from '../decorators/cacheable.decorator.js';
 import { isResponseRecord, RESPONSE_MARK, type ResponseRecord, Uncached } from '../entry/http-response.js';
 import { keyPart } from '../keys/key-part.js';
 import { canonical, canonicalPairs } from '../keys/canonical.js';
-import { getResponseHeader, setResponseHeader } from './http-response.js';
+import { getResponseHeader, sendStoredJson, setResponseHeader } from './http-response.js';
 import { whyNotStorable } from './storable.js';
 import { toWireBody } from './wire-body.js';
 
@@ -170,7 +170,7 @@ export class CacheInterceptor implements NestInterceptor {
 
     try {
       const namespace = this.cache.namespace(options.namespace ?? HTTP_NAMESPACE);
-      const { value, status } = await namespace.getOrSetWithStatus(key, loader, options);
+      const { value, status, raw } = await namespace[LOOKUP](key, loader, options);
       if (value instanceof Uncached) {
         // Not stored: only the request whose handler produced it may have it.
         setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
@@ -179,7 +179,10 @@ export class CacheInterceptor implements NestInterceptor {
         return of(value.value);
       }
       setResponseHeader(response, CACHE_STATUS_HEADER, status);
-      return of(replay(response, value));
+      const body = replay(response, value);
+      // A hit of a plain JSON body: its stored text goes out as it is, no second serialization.
+      if (raw !== undefined && body === value && typeof body === 'object' && body !== null) sendStoredJson(response, body, raw);
+      return of(body);
     } catch (error) {
       if (error instanceof HandlerFailure) throw error.error;
       if (error instanceof HttpException) throw error;

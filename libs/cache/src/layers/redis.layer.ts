@@ -6,6 +6,7 @@ import { SCRIPTS } from '../scripts/redis-script.js';
 import { type Lock, TAG_STAMP_TTL_MS } from '../stampede/redis-lock.js';
 import { HASH_TOMBSTONE_TTL_MS } from '../structures/hash-cache.js';
 import type { CircuitBreaker } from './circuit-breaker.js';
+import { ReadBatcher } from './read-batcher.js';
 import { groupBySlot, primaries, type RedisClient } from './redis-client.js';
 
 const SCAN_BATCH = 1000;
@@ -27,6 +28,7 @@ const CLUSTER_CLOCK_SKEW_MS = 1_000;
 export class RedisLayer {
   private readonly logger = new Logger('CacheRedis');
   private readonly clockSkewMs: number;
+  private readonly reads: ReadBatcher;
 
   constructor(
     readonly redis: RedisClient,
@@ -35,6 +37,7 @@ export class RedisLayer {
   ) {
     // 0 on one node: every time is read from the same clock.
     this.clockSkewMs = redis.isCluster ? CLUSTER_CLOCK_SKEW_MS : 0;
+    this.reads = new ReadBatcher(redis);
   }
 
   /**
@@ -43,7 +46,7 @@ export class RedisLayer {
    */
   async get(id: string): Promise<{ envelope: CacheEnvelope; text: string } | undefined> {
     const key = this.keys.entry(id);
-    const text = await this.guard('GET', () => this.redis.get(key), null);
+    const text = await this.guard('GET', () => this.reads.get(key), null);
     if (text === null) return undefined;
     const envelope = decodeEnvelope(text);
     if (!envelope) {

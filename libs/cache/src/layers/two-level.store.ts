@@ -1,7 +1,7 @@
 import type { EntryMeta } from '../entry/envelope.js';
 import type { InvalidationMessage } from '../invalidation/invalidation-bus.js';
 import { KeyPattern } from '../keys/key-part.js';
-import { deserializeValue, encodeEnvelope, serializedValueOf, serializeValue } from '../entry/serializer.js';
+import { deepFreeze, encodeEnvelope, serializedValueOf, serializeValue } from '../entry/serializer.js';
 import { LRUCache } from 'lru-cache';
 import { DeferredInvalidations } from './deferred-invalidations.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
@@ -14,6 +14,8 @@ export interface StoredValue {
   value: unknown;
   meta: EntryMeta;
   layer: CacheLayerName;
+  /** the value as stored (`serializeValue`), when the layer has it: HTTP hits send it without a parse */
+  raw?: string;
 }
 
 interface SlidingItem extends MemoryItem {
@@ -75,7 +77,7 @@ export class TwoLevelStore {
     const item = this.l1?.get(id) as SlidingItem | undefined;
     if (!item || now >= expiryOf(item.meta)) return undefined;
     if (item.meta.s !== undefined) this.slideLocal(id, item, now);
-    return { value: deserializeValue(item.raw), meta: item.meta, layer: 'l1' };
+    return { value: this.l1!.valueOf(item), meta: item.meta, layer: 'l1', raw: item.raw };
   }
 
   async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
@@ -92,11 +94,15 @@ export class TwoLevelStore {
       await this.l2.extend(id, meta.f);
     }
     if (now >= expiryOf(meta)) return undefined;
-    if (this.l1 && this.unchangedSince(id, readAt)) {
-      const raw = serializedValueOf(found.text) ?? serializeValue(value);
-      this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
-    }
-    return { value, meta, layer: 'l2' };
+    const raw = serializedValueOf(found.text) ?? serializeValue(value);
+    if (!this.l1) return { value, meta, layer: 'l2', raw };
+    const item: SlidingItem = { meta, raw, l2ExpiresAt: meta.f };
+    if (!this.unchangedSince(id, readAt)) return { value, meta, layer: 'l2', raw };
+    // The value just parsed becomes L1's: with frozen values the one every hit hands out (this one
+    // included); with copies the template of later hits, and this caller gets a copy of it.
+    item.parsed = this.l1.frozen ? deepFreeze(value) : value;
+    this.setLocal(id, item, now);
+    return { value: this.l1.valueOf(item), meta, layer: 'l2', raw };
   }
 
   /** Writes known truth to both levels (and ends any running load's lease in Redis). */

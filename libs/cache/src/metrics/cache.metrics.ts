@@ -21,6 +21,8 @@ const REDIS_GAUGES: ReadonlyArray<[name: string, field: keyof RedisInfoFigures, 
  */
 export class CacheMetrics {
   readonly hits: Counter<'namespace' | 'layer'>;
+  /** hits since `cache_hits_total` was last read, per layer and namespace (a few entries: namespaces are not keys) */
+  private readonly unreportedHits = new Map<string, { labels: { namespace: string; layer: CacheLayerName }; count: number }>();
   readonly misses: Counter<'namespace'>;
   readonly staleServed: Counter<'namespace'>;
   readonly loads: Counter<'namespace' | 'outcome'>;
@@ -38,11 +40,20 @@ export class CacheMetrics {
     // Read once per scrape: INFO is one round trip for all four gauges.
     let info: Promise<RedisInfoFigures | undefined> | undefined;
     const figures = () => (info ??= readRedisInfo(redis).finally(() => setImmediate(() => (info = undefined))));
+    const unreported = this.unreportedHits;
     this.hits = new Counter({
       name: 'cache_hits_total',
       help: 'Reads answered from the cache, by namespace and layer',
       labelNames: ['namespace', 'layer'] as const,
       registers: [registry],
+      // Hits are counted in plain numbers on the hot path and handed over when the series is read.
+      collect() {
+        for (const pending of unreported.values()) {
+          if (pending.count === 0) continue;
+          this.inc(pending.labels, pending.count);
+          pending.count = 0;
+        }
+      },
     });
     this.misses = new Counter({
       name: 'cache_misses_total',
@@ -113,7 +124,10 @@ export class CacheMetrics {
   }
 
   hit(namespace: string, layer: CacheLayerName): void {
-    this.hits.inc({ namespace, layer });
+    const id = `${layer}:${namespace}`;
+    const pending = this.unreportedHits.get(id);
+    if (pending) pending.count++;
+    else this.unreportedHits.set(id, { labels: { namespace, layer }, count: 1 });
   }
 
   load(namespace: string, outcome: LoadOutcome, seconds: number): void {

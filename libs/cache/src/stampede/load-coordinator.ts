@@ -20,6 +20,11 @@ export interface CacheLookup<T> {
   layer?: CacheLayerName;
 }
 
+/** A lookup with the value of a hit as the cache stores it (the HTTP interceptor sends it without parsing it again). */
+export interface StoredLookup<T> extends CacheLookup<T> {
+  raw?: string;
+}
+
 /** What one `getOrSet` call brings: where, what to call, and how. */
 export interface LoadRequest<T> {
   namespace: string;
@@ -63,23 +68,26 @@ export class LoadCoordinator {
     private readonly metrics: CacheMetrics,
   ) {}
 
-  /** One lookup: counted once, by how it was answered (hit per layer, miss, stale). */
-  async getOrSet<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
-    const lookup = await this.lookup(request);
-    const { namespace } = request;
+  /**
+   * One lookup: counted once, by how it was answered (hit per layer, miss, stale). A fresh L1 hit
+   * is answered without another promise in between: it is the path most calls take.
+   */
+  getOrSet<T>(request: LoadRequest<T>): Promise<StoredLookup<T>> {
+    const local = this.store.readLocal(request.id);
+    const served = local && this.serve(request, local);
+    if (served && !(served instanceof Promise)) return Promise.resolve(this.counted(request.namespace, served));
+    return (served || this.lookupRemote(request)).then((lookup) => this.counted(request.namespace, lookup));
+  }
+
+  private counted<T>(namespace: string, lookup: StoredLookup<T>): StoredLookup<T> {
     if (lookup.status === 'HIT') this.metrics.hit(namespace, lookup.layer ?? 'l2');
     else if (lookup.status === 'STALE') this.metrics.staleServed.inc({ namespace });
     else this.metrics.misses.inc({ namespace });
     return lookup;
   }
 
-  private async lookup<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
-    const local = this.store.readLocal(request.id);
-    if (local) {
-      const served = this.serve(request, local);
-      if (served) return served;
-    }
-    // Within the in-process flight from here: the L2 read, then the load.
+  /** Within the in-process flight: the L2 read, then the load. */
+  private lookupRemote<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
     const resolve = async () => {
       const remote = await this.store.readRemote(request.id);
       return (remote && this.serve(request, remote, true)) || this.load(request, undefined);
@@ -96,7 +104,7 @@ export class LoadCoordinator {
    * An entry fresh, or stale within grace; `undefined` if it expired since it was read (the
    * caller treats it as a miss). `inFlight`: the caller already runs inside this id's flight.
    */
-  private serve<T>(request: LoadRequest<T>, entry: StoredValue, inFlight = false): CacheLookup<T> | Promise<CacheLookup<T>> | undefined {
+  private serve<T>(request: LoadRequest<T>, entry: StoredValue, inFlight = false): StoredLookup<T> | Promise<StoredLookup<T>> | undefined {
     const { namespace, policy } = request;
     const now = Date.now();
     if (now >= expiryOf(entry.meta)) return undefined;
@@ -105,7 +113,7 @@ export class LoadCoordinator {
         this.metrics.earlyRefreshes.inc({ namespace });
         this.refreshInBackground(request, entry);
       }
-      return { value: entry.value as T, status: 'HIT', layer: entry.layer };
+      return { value: entry.value as T, status: 'HIT', layer: entry.layer, raw: entry.raw };
     }
     if (!policy.staleWhileRevalidate) {
       // Grace is only a fallback here: wait for the loader, serve stale if it fails or is slow.
@@ -302,6 +310,6 @@ async function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, har
   }
 }
 
-function staleOf<T>(entry: StoredValue): CacheLookup<T> {
-  return { value: entry.value as T, status: 'STALE', layer: entry.layer };
+function staleOf<T>(entry: StoredValue): StoredLookup<T> {
+  return { value: entry.value as T, status: 'STALE', layer: entry.layer, raw: entry.raw };
 }

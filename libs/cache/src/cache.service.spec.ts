@@ -7,6 +7,7 @@ import type { CacheModuleOptions } from './cache.options.js';
 import { type CacheRuntime } from './cache.runtime.js';
 import { CacheService } from './cache.service.js';
 import { glob } from './keys/key-part.js';
+import { NotQueued, type WriteBehindProducer } from './write-behind/write-behind.port.js';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -65,6 +66,35 @@ describe('CacheService against Redis', () => {
     expect(fromRedis).toMatchObject({ status: 'HIT', layer: 'l2', value: { name: 'Ada' } });
     expect(Object.isFrozen(fromRedis.value)).toBe(true);
     expect(await other.get('u')).toBe(fromRedis.value);
+  });
+
+  it('write-behind: a value cached beside a job add that failed goes again if persisting it now fails too', async () => {
+    const cache = await makeCache({ l1: false });
+    const runtime = (cache as unknown as { runtime: CacheRuntime }).runtime;
+    const settled: number[] = [];
+    // The queue takes the version (the value is pending), the cache write runs beside the job add, the add fails.
+    const producer: WriteBehindProducer = {
+      enqueue: async (_job, _value, alongside) => {
+        await alongside?.(41);
+        throw new NotQueued(41, new Error('job add failed'));
+      },
+      fallbackVersion: () => 1,
+      observe: () => undefined,
+      pending: async () => undefined,
+      settle: async (_namespace, _key, version) => void settled.push(version),
+      count: () => undefined,
+    };
+    runtime.attachWriteBehind(producer);
+    const users = cache.namespace('write-behind-fallback');
+    await users.set('u', { theme: 'old' }, { ttl: '1m' });
+    const failing = { entity: 'user', id: 1, persistNow: async () => Promise.reject(new Error('database away')) };
+    await expect(users.writeBehind('u', { theme: 'new' }, failing, { ttl: '1m' })).rejects.toThrow('database away');
+    expect(await users.get('u')).toBeUndefined(); // neither the new value (never written) nor a stale old one
+    expect(settled).toEqual([41]);
+    // Persisting works: the accepted version is written, and cached.
+    const working = { entity: 'user', id: 1, persistNow: async () => undefined };
+    expect(await users.writeBehind('u', { theme: 'new' }, working, { ttl: '1m' })).toEqual({ version: 41, mode: 'written' });
+    expect(await users.get('u')).toEqual({ theme: 'new' });
   });
 
   it('issue 11 item 9: an evicted version floor never lets an older write-through replace a newer row', async () => {

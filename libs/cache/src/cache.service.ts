@@ -139,30 +139,34 @@ export class CacheNamespace {
         "writeBehind() needs WriteBehindModule.forRoot({ redis }) from '@cachekit/cache/write-behind'",
       );
     }
-    let version: number;
-    let mode: 'queued' | 'written';
+    const cacheWrite = (version: number) => this.writeThrough(key, async () => value, { ...options, version: () => version });
     try {
-      version = await queue.enqueue({ namespace: this.name, key, entity: target.entity, id: target.id }, value);
-      mode = 'queued';
+      // The cache gets the value as its job is added, both once the version is taken.
+      const version = await queue.enqueue({ namespace: this.name, key, entity: target.entity, id: target.id }, value, cacheWrite);
       queue.count('accepted');
+      return { version, mode: 'queued' };
     } catch (error) {
+      if (!(error instanceof NotQueued)) throw error;
       // The queue is away: persist now rather than accept a write that could be lost. A version
       // already taken is reused, so its pending value and the row agree; else one from the same
       // clock as the queue's (as last measured here, never below a version seen here).
-      const accepted = error instanceof NotQueued ? error.version : undefined;
-      version = accepted ?? queue.fallbackVersion();
+      const accepted = error.version;
+      let version = accepted ?? queue.fallbackVersion();
       try {
         const persisted = await target.persistNow(value, version);
         if (typeof persisted === 'number') version = persisted;
         queue.observe(version);
+      } catch (persistError) {
+        // Not written anywhere: the value the cache got beside the failed job add must go.
+        if (accepted !== undefined) await this.delete(key);
+        throw persistError;
       } finally {
         if (accepted !== undefined) await queue.settle(this.name, key, accepted).catch(() => undefined);
       }
-      mode = 'written';
       queue.count('fallback');
+      await cacheWrite(version);
+      return { version, mode: 'written' };
     }
-    await this.writeThrough(key, async () => value, { ...options, version: () => version });
-    return { version, mode };
   }
 
   /**

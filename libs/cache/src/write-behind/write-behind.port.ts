@@ -31,8 +31,13 @@ export class NotQueued extends Error {
 }
 
 export interface WriteBehindProducer {
-  /** Takes the next version of the key, makes `value` its pending write and queues its job; throws `NotQueued`. */
-  enqueue(job: Omit<WriteBehindJob, 'version'>, value: unknown): Promise<number>;
+  /**
+   * Takes the next version of the key, makes `value` its pending write and queues its job; throws
+   * `NotQueued`. `alongside(version)` runs once the version is taken, at the same time as the job
+   * is added (the cache write: the answer waits for one round trip instead of two); its error is
+   * thrown after the job's outcome is known.
+   */
+  enqueue(job: Omit<WriteBehindJob, 'version'>, value: unknown, alongside?: (version: number) => Promise<unknown>): Promise<number>;
   /**
    * A version for a write the queue did not take (the synchronous fallback): from the queue's
    * clock as last measured by this process, above every version it has seen.

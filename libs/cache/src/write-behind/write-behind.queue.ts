@@ -200,7 +200,7 @@ export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnAp
    * Records `value` as the key's pending write and enqueues its job. Throws `NotQueued` if the
    * queue Redis fails, with the version if one was already taken (and made pending).
    */
-  async enqueue(job: Omit<WriteBehindJob, 'version'>, value: unknown): Promise<number> {
+  async enqueue(job: Omit<WriteBehindJob, 'version'>, value: unknown, alongside?: (version: number) => Promise<unknown>): Promise<number> {
     if (!this.queue) throw new NotQueued(undefined, new Error('write-behind queue not started'));
     let version: number;
     try {
@@ -208,9 +208,9 @@ export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnAp
     } catch (error) {
       throw new NotQueued(undefined, error);
     }
-    await this.addJob({ ...job, version }).catch((error: unknown) => {
-      throw new NotQueued(version, error);
-    });
+    const [added, beside] = await Promise.allSettled([this.addJob({ ...job, version }), alongside?.(version)]);
+    if (added.status === 'rejected') throw new NotQueued(version, added.reason);
+    if (beside.status === 'rejected') throw beside.reason;
     return version;
   }
 

@@ -1,15 +1,9 @@
 import { applyDecorators, SetMetadata } from '@nestjs/common';
 import { CACHE_PUT_METADATA } from '../cache.constants.js';
-import type { CacheEntryOptions } from '../cache.policy.js';
+import type { CachePutOptions } from '../cache-decorator.options.js';
 import { UseCacheInterceptor } from './use-cache-interceptor.js';
 
-export interface CachePutOptions<T = any> extends CacheEntryOptions<T> {
-  namespace?: string;
-  /** The key to write, computed like `@CacheEvict` keys: from the method's arguments, or from the request. */
-  key: string | ((...args: any[]) => string | undefined);
-  /** The committed value's version (e.g. the row's version column): an older one never overwrites a newer one. */
-  version: (result: T) => number;
-}
+export type { CachePutOptions } from '../cache-decorator.options.js';
 
 /**
  * Write-through: after the method has committed and returned the new value, the cache gets that

@@ -1,13 +1,11 @@
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
+import type { CacheableOptions, CacheEvictOptions, CachePutOptions } from '../cache-decorator.options.js';
+import { evictFor, putFor } from '../cache-decorator.writes.js';
 import { CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHEABLE_METADATA } from '../cache.constants.js';
 import { CacheError } from '../cache.errors.js';
 import { CacheService } from '../cache.service.js';
 import { keyPart } from '../keys/key-part.js';
-import type { CacheEvictOptions } from './cache-evict.decorator.js';
-import { evictFor, putFor } from './cache-eviction.js';
-import type { CachePutOptions } from './cache-put.decorator.js';
-import type { CacheableOptions } from './cacheable.decorator.js';
 import { validateDecoratorOptions } from './decorator-options.js';
 
 const WRAPPED = Symbol('cachekit:wrapped');

@@ -17,10 +17,8 @@ import { CACHE_CONFIG, CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHE_STATUS_HE
 import { CacheError } from '../cache.errors.js';
 import type { CacheConfig } from '../cache.options.js';
 import { CacheService, LOOKUP } from '../cache.service.js';
-import type { CacheEvictOptions } from '../decorators/cache-evict.decorator.js';
-import { evictFor, putFor } from '../decorators/cache-eviction.js';
-import type { CachePutOptions } from '../decorators/cache-put.decorator.js';
-import type { CacheableOptions } from '../decorators/cacheable.decorator.js';
+import type { CacheableOptions, CacheEvictOptions, CachePutOptions } from '../cache-decorator.options.js';
+import { evictFor, putFor } from '../cache-decorator.writes.js';
 import { isResponseRecord, RESPONSE_MARK, type ResponseRecord, Uncached } from '../entry/http-response.js';
 import { keyPart } from '../keys/key-part.js';
 import { canonical, canonicalPairs } from '../keys/canonical.js';

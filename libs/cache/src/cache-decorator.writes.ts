@@ -1,6 +1,5 @@
-import type { CacheNamespace } from '../cache.service.js';
-import type { CacheEvictOptions } from './cache-evict.decorator.js';
-import type { CachePutOptions } from './cache-put.decorator.js';
+import type { CacheEvictOptions, CachePutOptions } from './cache-decorator.options.js';
+import type { CacheNamespace } from './cache.service.js';
 
 /** Carries out a `@CacheEvict`: `args` are the method's arguments, or `[request, result]` over HTTP. */
 export async function evictFor(cache: CacheNamespace, options: CacheEvictOptions, args: unknown[]): Promise<void> {

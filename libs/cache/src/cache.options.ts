@@ -2,7 +2,7 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { NAMESPACE_PATTERN } from './cache.constants.js';
-import { CacheError } from './cache.errors.js';
+import { CacheOptionError } from './cache.errors.js';
 import { assertKnownOptions, NAMESPACE_OPTION_NAMES, type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { type Configurable, type DurationOption, toMilliseconds } from './duration.js';
 
@@ -267,11 +267,11 @@ export function parseOptions<Schema extends z.ZodType>(schema: Schema, options: 
   if (issue.code === 'unrecognized_keys') {
     const where = issue.path.length ? `${issue.path.join('.')}.` : '';
     const names = issue.keys.map((key) => `"${where}${key}"`).join(', ');
-    throw new CacheError('CACHE_INVALID_OPTION', `${owner}: unknown option ${names}; check its spelling against the documented options`);
+    throw new CacheOptionError(`${owner}: unknown option ${names}; check its spelling against the documented options`);
   }
   const path = issue.path.join('.') || '(options)';
   const got = issue.path.reduce<unknown>((node, part) => (node as Record<PropertyKey, unknown>)?.[part as PropertyKey], options);
-  throw new CacheError('CACHE_INVALID_OPTION', `${owner} option "${path}" is invalid: ${issue.message} (got ${describe(got)})`);
+  throw new CacheOptionError(`${owner} option "${path}" is invalid: ${issue.message} (got ${describe(got)})`);
 }
 
 /** Validates the module options once, at start-up; the error names the option and the bad value. */

@@ -1,4 +1,4 @@
-import { CacheError } from './cache.errors.js';
+import { CacheOptionError } from './cache.errors.js';
 import { type Duration, toMilliseconds } from './duration.js';
 import type { EntryMeta } from './entry/envelope.js';
 import { isNegativeValue, Uncached } from './entry/http-response.js';
@@ -69,7 +69,7 @@ export const ENTRY_OPTION_NAMES: readonly string[] = [...NAMESPACE_OPTION_NAMES,
 export function assertKnownOptions(options: object, known: readonly string[], owner: string): void {
   const unknown = Object.keys(options).find((name) => !known.includes(name));
   if (unknown !== undefined) {
-    throw new CacheError('CACHE_INVALID_OPTION', `${owner}: unknown option "${unknown}"; known options are ${known.join(', ')}`);
+    throw new CacheOptionError(`${owner}: unknown option "${unknown}"; known options are ${known.join(', ')}`);
   }
 }
 
@@ -101,11 +101,11 @@ export function resolvePolicy(options: CacheEntryOptions, defaults: NamespaceDef
   const o = { ...defaults, ...options };
   const jitter = o.jitter ?? 0;
   if (!(jitter >= 0 && jitter <= 1)) {
-    throw new CacheError('CACHE_INVALID_OPTION', `jitter must be a fraction from 0 to 1; got ${o.jitter}`);
+    throw new CacheOptionError(`jitter must be a fraction from 0 to 1; got ${o.jitter}`);
   }
   const beta = o.xfetch === true ? 1 : o.xfetch ? (o.xfetch.beta ?? 1) : 0;
   if (!(beta >= 0 && Number.isFinite(beta))) {
-    throw new CacheError('CACHE_INVALID_OPTION', `xfetch.beta must be a number >= 0; got ${beta}`);
+    throw new CacheOptionError(`xfetch.beta must be a number >= 0; got ${beta}`);
   }
   const policy: CachePolicy = {
     ttlMs: optionalMs(o.ttl, 'ttl'),
@@ -130,10 +130,10 @@ export function resolvePolicy(options: CacheEntryOptions, defaults: NamespaceDef
     singleFlight: o.singleFlight ?? true,
   };
   if (policy.lock && policy.lock.ttlMs < 100) {
-    throw new CacheError('CACHE_INVALID_OPTION', `lock.ttl must be at least 100 ms; got ${policy.lock.ttlMs}`);
+    throw new CacheOptionError(`lock.ttl must be at least 100 ms; got ${policy.lock.ttlMs}`);
   }
   if (policy.slidingMaxMs !== undefined && policy.graceMs > 0) {
-    throw new CacheError('CACHE_INVALID_OPTION', 'sliding and grace cannot be combined');
+    throw new CacheOptionError('sliding and grace cannot be combined');
   }
   return policy;
 }
@@ -159,7 +159,7 @@ export function entryMetaFor<T>(
   if (negative) return meta;
   if (policy.slidingMaxMs !== undefined) {
     if (policy.slidingMaxMs < ttl) {
-      throw new CacheError('CACHE_INVALID_OPTION', `sliding.max (${policy.slidingMaxMs} ms) must be at least ttl (${ttl} ms)`);
+      throw new CacheOptionError(`sliding.max (${policy.slidingMaxMs} ms) must be at least ttl (${ttl} ms)`);
     }
     meta.h = now + policy.slidingMaxMs;
     meta.s = ttl;

@@ -1,4 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { bounded } from './bounded.js';
 import { CACHE_CONFIG } from './cache.constants.js';
 import type { CacheConfig } from './cache.options.js';
 import { InvalidationBus, type InvalidationMessage } from './invalidation/invalidation-bus.js';
@@ -76,19 +77,13 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
 
   /** Whether the owned connection is up within the connect timeout. */
   private async connect(): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer in ${this.config.connectTimeoutMs} ms`)), this.config.connectTimeoutMs);
-    });
     try {
-      await Promise.race([this.redis.connect(), timeout]);
+      await bounded(this.redis.connect(), this.config.connectTimeoutMs, 'the cache Redis');
       await this.checkEvictionPolicy();
       return true;
     } catch (error) {
       this.logger.warn(`cache Redis unreachable at start-up (${(error as Error).message}); serving without L2 until it answers`);
       return false;
-    } finally {
-      clearTimeout(timer);
     }
   }
 

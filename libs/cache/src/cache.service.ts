@@ -1,5 +1,5 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { CacheError } from './cache.errors.js';
+import { CacheInputError, CacheNotConfiguredError } from './cache.errors.js';
 import { DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
 import { type CacheEntryOptions, type CachePolicy, entryMetaFor, type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
 import { CacheRuntime } from './cache.runtime.js';
@@ -47,7 +47,7 @@ export class CacheNamespace {
     readonly name: string,
   ) {
     if (!NAMESPACE_PATTERN.test(name)) {
-      throw new CacheError('CACHE_INVALID_KEY', `namespace must match ${NAMESPACE_PATTERN}; got ${JSON.stringify(name)}`);
+      throw new CacheInputError('CACHE_INVALID_KEY', `namespace must match ${NAMESPACE_PATTERN}; got ${JSON.stringify(name)}`);
     }
     this.defaultPolicy = resolvePolicy({}, this.defaults());
   }
@@ -134,10 +134,7 @@ export class CacheNamespace {
   ): Promise<{ version: number; mode: 'queued' | 'written' }> {
     const queue = this.runtime.writeBehind;
     if (!queue) {
-      throw new CacheError(
-        'CACHE_NOT_CONFIGURED',
-        "writeBehind() needs WriteBehindModule.forRoot({ redis }) from '@cachekit/cache/write-behind'",
-      );
+      throw new CacheNotConfiguredError("writeBehind() needs WriteBehindModule.forRoot({ redis }) from '@cachekit/cache/write-behind'");
     }
     const cacheWrite = (version: number) => this.writeThrough(key, async () => value, { ...options, version: () => version });
     try {
@@ -310,7 +307,7 @@ export class CacheNamespace {
 
   protected id(key: string): string {
     if (typeof key !== 'string' || key.length === 0 || key.length > 1024) {
-      throw new CacheError('CACHE_INVALID_KEY', `a cache key must be a string of 1 to 1024 characters; got ${JSON.stringify(key)}`);
+      throw new CacheInputError('CACHE_INVALID_KEY', `a cache key must be a string of 1 to 1024 characters; got ${JSON.stringify(key)}`);
     }
     return `${this.name}:${key}`;
   }

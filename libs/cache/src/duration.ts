@@ -1,5 +1,5 @@
 import ms from 'ms';
-import { CacheError } from './cache.errors.js';
+import { CacheOptionError } from './cache.errors.js';
 
 type DurationUnit = 'ms' | 's' | 'm' | 'h' | 'd';
 
@@ -34,8 +34,7 @@ export function toMilliseconds(value: unknown, optionName: string): number {
     parsed = /^\d+(\.\d+)?$/.test(text) ? Number(text) : ms(text as ms.StringValue);
   }
   if (typeof parsed !== 'number' || !Number.isFinite(parsed) || parsed < 0) {
-    throw new CacheError(
-      'CACHE_INVALID_OPTION',
+    throw new CacheOptionError(
       `${optionName} must be a duration (milliseconds, or a string like '30s', '5m', '1h'); got ${JSON.stringify(value)}`,
     );
   }

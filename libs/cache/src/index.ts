@@ -7,7 +7,14 @@ export { CacheService, CacheNamespace } from './cache.service.js';
 export type { InvalidationTargets } from './cache.service.js';
 export type { CacheEntryOptions, NamespaceDefaults } from './cache.policy.js';
 export type { CacheLookup, CacheStatus } from './stampede/load-coordinator.js';
-export { CacheError } from './cache.errors.js';
+export {
+  CacheError,
+  CacheInputError,
+  CacheNotConfiguredError,
+  CacheOptionError,
+  CacheTimeoutError,
+  CacheUnavailableError,
+} from './cache.errors.js';
 export type { CacheErrorCode } from './cache.errors.js';
 export type { Configurable, Duration, DurationOption } from './duration.js';
 export { toMilliseconds } from './duration.js';

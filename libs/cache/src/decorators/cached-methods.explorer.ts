@@ -3,7 +3,7 @@ import { DiscoveryService, MetadataScanner, Reflector } from '@nestjs/core';
 import type { CacheableOptions, CacheEvictOptions, CachePutOptions } from '../cache-decorator.options.js';
 import { evictFor, putFor } from '../cache-decorator.writes.js';
 import { CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHEABLE_METADATA } from '../cache.constants.js';
-import { CacheError } from '../cache.errors.js';
+import { CacheOptionError } from '../cache.errors.js';
 import { CacheService } from '../cache.service.js';
 import { keyPart } from '../keys/key-part.js';
 import { validateDecoratorOptions } from './decorator-options.js';
@@ -74,8 +74,7 @@ export class CachedMethodsExplorer implements OnModuleInit {
 
   private wrap(wrapper: InstanceWrapper, where: string, name: string, decorated: Decorated): void {
     if (!wrapper.isDependencyTreeStatic() || wrapper.isTransient) {
-      throw new CacheError(
-        'CACHE_INVALID_OPTION',
+      throw new CacheOptionError(
         `${where} has a cache decorator, but ${wrapper.name as string} is request-scoped or transient (or depends on such a provider): ` +
           'cache decorators work on singleton providers only. Make it a singleton, or inject CacheService and call getOrSet / delete.',
       );
@@ -128,8 +127,7 @@ export class CachedMethodsExplorer implements OnModuleInit {
 function assertAsync(prototype: object, name: string, method: Method, where: string): void {
   const returnType: unknown = Reflect.getMetadata('design:returntype', prototype, name);
   if (method.constructor.name === 'AsyncFunction' || returnType === Promise) return;
-  throw new CacheError(
-    'CACHE_INVALID_OPTION',
+  throw new CacheOptionError(
     `@Cacheable on ${where}: a cached provider method returns a Promise, so it must be declared \`async\` ` +
       `or with a \`Promise<...>\` return type (it is ${describeType(returnType)})`,
   );

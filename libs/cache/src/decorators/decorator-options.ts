@@ -1,5 +1,5 @@
 import { NAMESPACE_PATTERN } from '../cache.constants.js';
-import { CacheError } from '../cache.errors.js';
+import { CacheOptionError } from '../cache.errors.js';
 import { assertKnownOptions, ENTRY_OPTION_NAMES } from '../cache.policy.js';
 import type { CacheNamespace } from '../cache.service.js';
 
@@ -44,10 +44,10 @@ export function validateDecoratorOptions(decorator: keyof typeof KNOWN, options:
     if (decorator !== 'CacheEvict') cache.namespace((o.namespace as string | undefined) ?? cache.name).checkOptions(options);
   } catch (error) {
     const message = (error as Error).message;
-    throw new CacheError('CACHE_INVALID_OPTION', message.startsWith(owner) ? message : `${owner}: ${message}`, { cause: error });
+    throw new CacheOptionError(message.startsWith(owner) ? message : `${owner}: ${message}`, { cause: error });
   }
 }
 
 function fail(message: string): never {
-  throw new CacheError('CACHE_INVALID_OPTION', message);
+  throw new CacheOptionError(message);
 }

@@ -1,3 +1,4 @@
+import { bounded } from '../bounded.js';
 import { Inject, Injectable } from '@nestjs/common';
 import { HealthIndicatorService } from '@nestjs/terminus';
 import { CacheRuntime } from '../cache.runtime.js';
@@ -52,19 +53,10 @@ export class CacheHealthIndicator {
     return this.health.check(key).up(details);
   }
 
-  private async ping(timeoutMs: number): Promise<boolean> {
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<false>((resolve) => {
-      timer = setTimeout(() => resolve(false), timeoutMs);
-    });
-    try {
-      const pong = this.runtime.redis.ping().then(
-        (answer) => answer === 'PONG',
-        () => false,
-      );
-      return await Promise.race([pong, timeout]);
-    } finally {
-      clearTimeout(timer);
-    }
+  private ping(timeoutMs: number): Promise<boolean> {
+    return bounded(this.runtime.redis.ping(), timeoutMs, 'PING').then(
+      (answer) => answer === 'PONG',
+      () => false,
+    );
   }
 }

@@ -14,7 +14,7 @@ import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
 import { from, lastValueFrom, mergeMap, type Observable, of } from 'rxjs';
 import { CACHE_CONFIG, CACHE_EVICT_METADATA, CACHE_PUT_METADATA, CACHE_STATUS_HEADER, CACHEABLE_METADATA } from '../cache.constants.js';
-import { CacheError } from '../cache.errors.js';
+import { CacheTimeoutError } from '../cache.errors.js';
 import type { CacheConfig } from '../cache.options.js';
 import { CacheService, LOOKUP } from '../cache.service.js';
 import type { CacheableOptions, CacheEvictOptions, CachePutOptions } from '../cache-decorator.options.js';
@@ -189,7 +189,7 @@ export class CacheInterceptor implements NestInterceptor {
         setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
         return from(handler.outcome);
       }
-      if (error instanceof CacheError && error.code === 'CACHE_LOADER_TIMEOUT') throw new GatewayTimeoutException(error.message);
+      if (error instanceof CacheTimeoutError) throw new GatewayTimeoutException(error.message);
       this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
       return next.handle();
     }

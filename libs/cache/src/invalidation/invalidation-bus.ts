@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { type Cluster, Redis } from 'ioredis';
 import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
+import { bounded } from '../bounded.js';
 import type { RedisClient } from '../layers/redis-client.js';
 
 /**
@@ -72,9 +73,7 @@ export class InvalidationBus {
           retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),
         }),
       );
-    let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.subscribed, new Promise((resolve) => (timer = setTimeout(resolve, waitMs)))]);
-    clearTimeout(timer);
+    await bounded(this.subscribed, waitMs, 'SUBSCRIBE').catch(() => undefined);
   }
 
   /**

@@ -1,4 +1,4 @@
-import { CacheError } from '../cache.errors.js';
+import { CacheInputError } from '../cache.errors.js';
 
 /**
  * Encodes user input for use inside a cache key: after it, the part holds no Redis glob
@@ -46,7 +46,7 @@ function parseGlob(text: string): GlobToken[] {
     else if (ch === '\\' && i + 1 < text.length) tokens.push({ kind: 'char', ch: text[++i] });
     else if (ch === '[') {
       const end = text.indexOf(']', i + 1);
-      if (end < 0) throw new CacheError('CACHE_INVALID_PATTERN', `unclosed '[' in pattern ${text}`);
+      if (end < 0) throw new CacheInputError('CACHE_INVALID_PATTERN', `unclosed '[' in pattern ${text}`);
       let body = text.slice(i + 1, end);
       const negate = body.startsWith('^');
       if (negate) body = body.slice(1);

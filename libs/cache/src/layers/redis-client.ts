@@ -1,5 +1,6 @@
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, Redis, type RedisOptions } from 'ioredis';
+import { CacheOptionError } from '../cache.errors.js';
 import type { CacheConfig, RedisClusterOptions, SentinelOptions } from '../cache.options.js';
 
 /** The cache's Redis: one node (direct or found through Sentinel) or a Redis Cluster. */
@@ -47,7 +48,7 @@ export function createRedisClient(config: CacheConfig): RedisClient {
   if ('url' in target) return new Redis(target.url, options);
   if ('sentinel' in target) return new Redis({ ...options, ...sentinelOptions(target.sentinel) });
   if ('cluster' in target) return clusterClient(target.cluster, options);
-  throw new TypeError('createRedisClient: a client passed in is not created here');
+  throw new CacheOptionError('createRedisClient: a client passed in is not created here');
 }
 
 /** ioredis options for a primary found through Sentinel; a failover moves the connection to the new primary. */

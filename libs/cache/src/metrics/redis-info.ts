@@ -1,3 +1,4 @@
+import { bounded } from '../bounded.js';
 import { primaries, type RedisClient } from '../layers/redis-client.js';
 
 /** The cache Redis INFO figures on `/metrics` and in `stats()`; server-wide (on a cluster: summed over its primaries), not per key prefix. */
@@ -16,20 +17,8 @@ const FIGURES = ['keyspace_hits', 'keyspace_misses', 'used_memory', 'evicted_key
  * leave the figures out rather than fail.
  */
 export async function readRedisInfo(redis: RedisClient, timeoutMs = 250): Promise<RedisInfoFigures | undefined> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), timeoutMs);
-  });
-  try {
-    const texts = Promise.all(primaries(redis).map((node) => node.info())).then(
-      (infos) => infos,
-      () => undefined,
-    );
-    const infos = await Promise.race([texts, timeout]);
-    return infos === undefined ? undefined : sumFigures(infos.map(parseRedisInfo));
-  } finally {
-    clearTimeout(timer);
-  }
+  const infos = await bounded(Promise.all(primaries(redis).map((node) => node.info())), timeoutMs, 'INFO').catch(() => undefined);
+  return infos === undefined ? undefined : sumFigures(infos.map(parseRedisInfo));
 }
 
 export function parseRedisInfo(info: string): RedisInfoFigures | undefined {

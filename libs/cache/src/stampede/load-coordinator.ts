@@ -1,7 +1,7 @@
 import { HttpException, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
-import { CacheError } from '../cache.errors.js';
+import { CacheTimeoutError } from '../cache.errors.js';
 import { type CachePolicy, DEFAULT_LOCK_TTL_MS } from '../cache.policy.js';
 import type { EntryMeta } from '../entry/envelope.js';
 import type { Lock } from './redis-lock.js';
@@ -301,9 +301,7 @@ async function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, har
     return await Promise.race([
       task,
       ...(softMs === undefined ? [] : [after(softMs, () => new SoftTimeout())]),
-      ...(hardMs === undefined
-        ? []
-        : [after(hardMs, () => new CacheError('CACHE_LOADER_TIMEOUT', `loader for ${id} took longer than ${hardMs} ms`))]),
+      ...(hardMs === undefined ? [] : [after(hardMs, () => new CacheTimeoutError(`loader for ${id} took longer than ${hardMs} ms`))]),
     ]);
   } finally {
     for (const timer of timers) clearTimeout(timer);

@@ -1,3 +1,4 @@
+import { CacheInputError } from '../cache.errors.js';
 import { Redis } from 'ioredis';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { HashCache } from './hash-cache.js';
@@ -156,11 +157,11 @@ describe('HashCache against Redis', () => {
   });
 
   it('refuses bad arguments', async () => {
-    expect(() => new HashCache(redis, prefix, { ttlMs: 0 })).toThrow(RangeError);
-    await expect(users.set(9, [] as unknown as Record<string, unknown>)).rejects.toThrow(TypeError);
-    await expect(users.set(9, null as unknown as Record<string, unknown>)).rejects.toThrow(TypeError);
-    await expect(users.get('')).rejects.toThrow(TypeError);
-    await expect(users.get(NaN)).rejects.toThrow(TypeError);
+    expect(() => new HashCache(redis, prefix, { ttlMs: 0 })).toThrow(CacheInputError);
+    await expect(users.set(9, [] as unknown as Record<string, unknown>)).rejects.toThrow(CacheInputError);
+    await expect(users.set(9, null as unknown as Record<string, unknown>)).rejects.toThrow(CacheInputError);
+    await expect(users.get('')).rejects.toThrow(CacheInputError);
+    await expect(users.get(NaN)).rejects.toThrow(CacheInputError);
   });
 
   it('fill stores what it loaded, unless the object was deleted while it was loading', async () => {

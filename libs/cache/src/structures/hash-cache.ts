@@ -2,6 +2,7 @@ import type { RedisClient } from '../layers/redis-client.js';
 import { deserializeValue, serializeValue } from '../entry/serializer.js';
 import { hashObjectKey } from '../keys/redis-keys.js';
 import { SCRIPTS } from '../scripts/redis-script.js';
+import { invalidInput, positiveMs, redisCall } from './structure-calls.js';
 
 /** how long a delete is remembered against fills that started before it */
 export const HASH_TOMBSTONE_TTL_MS = 60_000;
@@ -47,17 +48,17 @@ export class HashCache {
     readonly keyPrefix: string,
     options: HashCacheOptions,
   ) {
-    if (!(Number.isSafeInteger(options?.ttlMs) && options.ttlMs > 0)) {
-      throw new RangeError(`HashCache ttlMs must be a positive integer of milliseconds; got ${options?.ttlMs}`);
-    }
-    this.ttlMs = options.ttlMs;
+    this.ttlMs = positiveMs(options?.ttlMs, 'HashCache ttlMs');
     this.tombstonePrefix = options.tombstonePrefix ?? `${keyPrefix}~gone:`;
     this.io = options.io;
   }
 
-  /** `run`, behind the owner's breaker when there is one. `NaN` stands for "failed" where a number is expected. */
+  /**
+   * `run`, behind the owner's breaker when there is one; standalone, a failure reaches the caller as
+   * a `CacheUnavailableError`. `NaN` stands for "failed" where a number is expected.
+   */
   private call<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
-    return this.io ? this.io.run(command, run, fallback) : run();
+    return this.io ? this.io.run(command, run, fallback) : redisCall(run);
   }
 
   /**
@@ -86,7 +87,7 @@ export class HashCache {
    */
   async set(id: string | number, object: HashObject): Promise<void> {
     if (typeof object !== 'object' || object === null || Array.isArray(object)) {
-      throw new TypeError('HashCache.set takes a plain object');
+      throw invalidInput('HashCache.set takes a plain object');
     }
     const key = this.key(id);
     const fields: string[] = [];
@@ -155,7 +156,7 @@ export class HashCache {
   private key(id: string | number): string {
     const valid = typeof id === 'string' ? id.length > 0 && id.length <= 1024 && !id.startsWith('}') : Number.isFinite(id);
     if (!valid) {
-      throw new TypeError(
+      throw invalidInput(
         `a HashCache id must be a string of 1 to 1024 characters not starting with '}', or a finite number; got ${String(id)}`,
       );
     }

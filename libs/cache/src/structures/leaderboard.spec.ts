@@ -1,3 +1,4 @@
+import { CacheInputError } from '../cache.errors.js';
 import { Redis } from 'ioredis';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { Leaderboard } from './leaderboard.js';
@@ -101,12 +102,12 @@ describe('Leaderboard against Redis', () => {
   it('refuses scores that are not finite numbers, and writes nothing', async () => {
     const lb = board();
     for (const bad of [NaN, Infinity, -Infinity, '5' as unknown as number]) {
-      await expect(lb.add('ann', bad)).rejects.toThrow(RangeError);
-      await expect(lb.increment('ann', bad)).rejects.toThrow(RangeError);
+      await expect(lb.add('ann', bad)).rejects.toThrow(CacheInputError);
+      await expect(lb.increment('ann', bad)).rejects.toThrow(CacheInputError);
     }
-    await expect(lb.top(0)).rejects.toThrow(RangeError);
-    await expect(lb.top(1.5)).rejects.toThrow(RangeError);
-    expect(() => board({ ttlMs: 0 })).toThrow(RangeError);
+    await expect(lb.top(0)).rejects.toThrow(CacheInputError);
+    await expect(lb.top(1.5)).rejects.toThrow(CacheInputError);
+    expect(() => board({ ttlMs: 0 })).toThrow(CacheInputError);
     expect(await redis.exists(lb.key)).toBe(0);
   });
 

@@ -1,6 +1,6 @@
 import type { ChainableCommander } from 'ioredis';
 import type { RedisClient } from '../layers/redis-client.js';
-import { execTransaction } from './transaction.js';
+import { checkMember, execTransaction, invalidInput, positiveMs, redisCall } from './structure-calls.js';
 
 export interface RankedMember {
   member: string;
@@ -29,15 +29,12 @@ export class Leaderboard {
     readonly key: string,
     options: LeaderboardOptions = {},
   ) {
-    if (options.ttlMs !== undefined && !(Number.isSafeInteger(options.ttlMs) && options.ttlMs > 0)) {
-      throw new RangeError(`Leaderboard ttlMs must be a positive integer of milliseconds; got ${options.ttlMs}`);
-    }
-    this.ttlMs = options.ttlMs;
+    this.ttlMs = options.ttlMs === undefined ? undefined : positiveMs(options.ttlMs, 'Leaderboard ttlMs');
   }
 
   /** Sets `member`'s score (replacing any earlier one) and returns its new standing. */
   async add(member: string, score: number): Promise<RankedMember> {
-    checkMember(member);
+    checkMember(member, 'a leaderboard member');
     checkScore(score, 'score');
     const multi = this.redis.multi().zadd(this.key, score, member);
     return this.standingAfterWrite(multi, member);
@@ -45,7 +42,7 @@ export class Leaderboard {
 
   /** Adds `by` (may be negative) to `member`'s score, starting from 0 for a new member. */
   async increment(member: string, by: number): Promise<RankedMember> {
-    checkMember(member);
+    checkMember(member, 'a leaderboard member');
     checkScore(by, 'by');
     const multi = this.redis.multi().zincrby(this.key, by, member);
     return this.standingAfterWrite(multi, member);
@@ -54,9 +51,9 @@ export class Leaderboard {
   /** The best `limit` members, best first. An unknown board is an empty list. */
   async top(limit: number): Promise<RankedMember[]> {
     if (!(Number.isSafeInteger(limit) && limit > 0)) {
-      throw new RangeError(`limit must be a positive integer; got ${limit}`);
+      throw invalidInput(`limit must be a positive integer; got ${limit}`);
     }
-    const flat = await this.redis.zrange(this.key, 0, limit - 1, 'REV', 'WITHSCORES');
+    const flat = await redisCall(() => this.redis.zrange(this.key, 0, limit - 1, 'REV', 'WITHSCORES'));
     const ranked: RankedMember[] = [];
     for (let i = 0; i < flat.length; i += 2) {
       ranked.push({ member: flat[i], score: parseScore(flat[i + 1]), rank: i / 2 + 1 });
@@ -66,7 +63,7 @@ export class Leaderboard {
 
   /** `member`'s standing, or `null` when it is not on the board. */
   async rankOf(member: string): Promise<RankedMember | null> {
-    checkMember(member);
+    checkMember(member, 'a leaderboard member');
     // One MULTI so that score and rank describe the same moment.
     const [score, rank] = await execTransaction(this.redis.multi().zscore(this.key, member).zrevrank(this.key, member));
     return score === null || rank === null ? null : { member, score: parseScore(score), rank: Number(rank) + 1 };
@@ -74,7 +71,7 @@ export class Leaderboard {
 
   /** `true` when `member` was on the board. */
   async remove(member: string): Promise<boolean> {
-    checkMember(member);
+    checkMember(member, 'a leaderboard member');
     const multi = this.redis.multi().zrem(this.key, member);
     if (this.ttlMs !== undefined) multi.pexpire(this.key, this.ttlMs);
     const [removed] = await execTransaction(multi);
@@ -83,7 +80,7 @@ export class Leaderboard {
 
   /** How many members the board holds. */
   async size(): Promise<number> {
-    return this.redis.zcard(this.key);
+    return redisCall(() => this.redis.zcard(this.key));
   }
 
   /** Appends the TTL refresh and the read-back to a write, all in one MULTI (one round trip, no interleaving). */
@@ -96,14 +93,10 @@ export class Leaderboard {
   }
 }
 
-function checkMember(member: string): void {
-  if (typeof member !== 'string') throw new TypeError(`a leaderboard member must be a string; got ${typeof member}`);
-}
-
 function checkScore(value: number, name: string): void {
   // Redis would accept "inf", but JSON cannot carry it back: keep every score a finite number.
   if (typeof value !== 'number' || !Number.isFinite(value)) {
-    throw new RangeError(`${name} must be a finite number; got ${String(value)}`);
+    throw invalidInput(`${name} must be a finite number; got ${String(value)}`);
   }
 }
 

@@ -1,3 +1,4 @@
+import { CacheInputError } from '../cache.errors.js';
 import { Redis } from 'ioredis';
 import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { UniqueCounter } from './unique-counter.js';
@@ -59,10 +60,10 @@ describe('UniqueCounter against Redis', () => {
 
   it('refuses a reversed range and one longer than 366 days', async () => {
     const visits = counter();
-    await expect(visits.countRange(new Date('2026-03-02T00:00:00Z'), new Date('2026-03-01T00:00:00Z'))).rejects.toThrow(RangeError);
+    await expect(visits.countRange(new Date('2026-03-02T00:00:00Z'), new Date('2026-03-01T00:00:00Z'))).rejects.toThrow(CacheInputError);
     await expect(visits.countRange(new Date('2025-01-01T00:00:00Z'), new Date('2026-01-01T00:00:00Z'))).resolves.toBe(0); // 366 days
     await expect(visits.countRange(new Date('2025-01-01T00:00:00Z'), new Date('2026-01-02T00:00:00Z'))).rejects.toThrow(/366 days/);
-    await expect(visits.count(new Date('nope'))).rejects.toThrow(RangeError);
+    await expect(visits.count(new Date('nope'))).rejects.toThrow(CacheInputError);
   });
 
   it('keeps a day for the retention after the day ends', async () => {
@@ -96,11 +97,11 @@ describe('UniqueCounter against Redis', () => {
     expect(await redis.pttl(merged.key)).toBeGreaterThan(0);
     const named = await visits.merge(dayAt(2), dayAt(2), 'week-14');
     expect(named).toEqual({ key: `${visits.keyPrefix}week-14`, unique: 1 });
-    await expect(visits.merge(dayAt(2), dayAt(1), isoDay(dayAt(0)))).rejects.toThrow(RangeError);
+    await expect(visits.merge(dayAt(2), dayAt(1), isoDay(dayAt(0)))).rejects.toThrow(CacheInputError);
   });
 
   it('refuses a missing retention', () => {
-    expect(() => new UniqueCounter(redis, prefix, { retentionMs: 0 })).toThrow(RangeError);
-    expect(() => new UniqueCounter(redis, prefix, {} as { retentionMs: number })).toThrow(RangeError);
+    expect(() => new UniqueCounter(redis, prefix, { retentionMs: 0 })).toThrow(CacheInputError);
+    expect(() => new UniqueCounter(redis, prefix, {} as { retentionMs: number })).toThrow(CacheInputError);
   });
 });

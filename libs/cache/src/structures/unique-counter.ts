@@ -1,5 +1,5 @@
 import type { RedisClient } from '../layers/redis-client.js';
-import { execTransaction } from './transaction.js';
+import { checkMember, execTransaction, invalidInput, positiveMs, redisCall } from './structure-calls.js';
 
 const DAY_MS = 86_400_000;
 /** PFCOUNT over more keys than a year's worth would be slow and is rarely what was meant. */
@@ -24,10 +24,7 @@ export class UniqueCounter {
     readonly keyPrefix: string,
     options: UniqueCounterOptions,
   ) {
-    if (!(Number.isSafeInteger(options?.retentionMs) && options.retentionMs > 0)) {
-      throw new RangeError(`UniqueCounter retentionMs must be a positive integer of milliseconds; got ${options?.retentionMs}`);
-    }
-    this.retentionMs = options.retentionMs;
+    this.retentionMs = positiveMs(options?.retentionMs, 'UniqueCounter retentionMs');
   }
 
   /**
@@ -36,7 +33,7 @@ export class UniqueCounter {
    * late add cannot keep an old day alive, and a day already past retention is not kept.
    */
   async add(member: string, date: Date = new Date()): Promise<boolean> {
-    if (typeof member !== 'string') throw new TypeError(`a UniqueCounter member must be a string; got ${typeof member}`);
+    checkMember(member, 'a UniqueCounter member');
     const day = startOfUtcDay(date);
     const key = this.keyOf(day);
     const [changed] = await execTransaction(
@@ -50,12 +47,14 @@ export class UniqueCounter {
 
   /** The estimated number of distinct members on the day of `date`. */
   async count(date: Date = new Date()): Promise<number> {
-    return this.redis.pfcount(this.keyOf(startOfUtcDay(date)));
+    const key = this.keyOf(startOfUtcDay(date));
+    return redisCall(() => this.redis.pfcount(key));
   }
 
   /** Distinct members over the days `from`..`to` (UTC, both included), counted once each. */
   async countRange(from: Date, to: Date): Promise<number> {
-    return this.redis.pfcount(...this.keysBetween(from, to));
+    const keys = this.keysBetween(from, to);
+    return redisCall(() => this.redis.pfcount(...keys));
   }
 
   /**
@@ -67,7 +66,7 @@ export class UniqueCounter {
     const keys = this.keysBetween(from, to);
     const suffix = destinationSuffix ?? `${dayOf(startOfUtcDay(from))}..${dayOf(startOfUtcDay(to))}`;
     if (suffix.length === 0 || /^\d{4}-\d{2}-\d{2}$/.test(suffix)) {
-      throw new RangeError(
+      throw invalidInput(
         `merge destinationSuffix must be non-empty and not a day (that key belongs to add); got ${JSON.stringify(suffix)}`,
       );
     }
@@ -94,16 +93,16 @@ export class UniqueCounter {
   private keysBetween(from: Date, to: Date): string[] {
     const first = startOfUtcDay(from);
     const last = startOfUtcDay(to);
-    if (first > last) throw new RangeError(`range starts (${dayOf(first)}) after it ends (${dayOf(last)})`);
+    if (first > last) throw invalidInput(`range starts (${dayOf(first)}) after it ends (${dayOf(last)})`);
     const days = (last - first) / DAY_MS + 1;
-    if (days > MAX_RANGE_DAYS) throw new RangeError(`a range covers at most ${MAX_RANGE_DAYS} days; got ${days}`);
+    if (days > MAX_RANGE_DAYS) throw invalidInput(`a range covers at most ${MAX_RANGE_DAYS} days; got ${days}`);
     return Array.from({ length: days }, (_, i) => this.keyOf(first + i * DAY_MS));
   }
 }
 
 function startOfUtcDay(date: Date): number {
   const time = date instanceof Date ? date.getTime() : NaN;
-  if (Number.isNaN(time)) throw new RangeError(`expected a valid Date; got ${String(date)}`);
+  if (Number.isNaN(time)) throw invalidInput(`expected a valid Date; got ${String(date)}`);
   return time - (((time % DAY_MS) + DAY_MS) % DAY_MS);
 }
 

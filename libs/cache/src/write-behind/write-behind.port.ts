@@ -1,3 +1,5 @@
+import { CacheUnavailableError } from '../cache.errors.js';
+
 /**
  * What the cache needs of write-behind, without BullMQ: `WriteBehindModule`
  * (`@cachekit/cache/write-behind`) provides the implementation and attaches it to the cache.
@@ -21,12 +23,12 @@ export interface WriteBehindJob {
 export type WriteBehindStatus = 'accepted' | 'fallback' | 'written' | 'superseded' | 'retried' | 'failed' | 'requeued';
 
 /** A write the queue did not take; `version` is set when it was already accepted (and is pending). */
-export class NotQueued extends Error {
+export class NotQueued extends CacheUnavailableError {
   constructor(
     readonly version: number | undefined,
     cause: unknown,
   ) {
-    super(`write-behind queue unreachable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
+    super('CACHE_QUEUE_UNAVAILABLE', `write-behind queue unreachable: ${(cause as Error)?.message ?? String(cause)}`, { cause });
   }
 }
 

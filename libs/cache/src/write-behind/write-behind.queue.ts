@@ -1,3 +1,5 @@
+import { bounded } from '../bounded.js';
+import { CacheNotConfiguredError } from '../cache.errors.js';
 import { Inject, Injectable, Logger, type OnApplicationShutdown, type OnModuleInit } from '@nestjs/common';
 import type { Job, Queue } from 'bullmq';
 import { Redis } from 'ioredis';
@@ -166,15 +168,13 @@ export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnAp
     this.queue = new Queue(this.address.name, { connection: this.redis, prefix: this.address.prefix });
     this.queue.on('error', () => undefined);
     // The Queue connects the client; wait for it, bounded, so the first writes are not refused.
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`no answer in ${this.config.commandTimeout} ms`)), this.config.commandTimeout);
-    });
-    await Promise.race([this.queue.waitUntilReady().then(() => this.syncClock()), timeout])
-      .catch((error: Error) =>
-        this.logger.warn(`queue Redis unreachable at start-up (${error.message}); writes fall back to write-through`),
-      )
-      .finally(() => clearTimeout(timer));
+    await bounded(
+      this.queue.waitUntilReady().then(() => this.syncClock()),
+      this.config.commandTimeout,
+      'the queue Redis',
+    ).catch((error: Error) =>
+      this.logger.warn(`queue Redis unreachable at start-up (${error.message}); writes fall back to write-through`),
+    );
   }
 
   async onApplicationShutdown(): Promise<void> {
@@ -383,7 +383,7 @@ export class WriteBehindQueue implements WriteBehindProducer, OnModuleInit, OnAp
   }
 
   private async addJob(job: WriteBehindJob): Promise<void> {
-    if (!this.queue) throw new Error('write-behind queue not started');
+    if (!this.queue) throw new CacheNotConfiguredError('the write-behind queue is not started');
     const data: WriteBehindJob = { namespace: job.namespace, key: job.key, entity: job.entity, id: job.id, version: job.version };
     await this.queue.add(job.entity, data, {
       jobId: this.jobId(job),

@@ -2,7 +2,8 @@ import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplica
 import type pg from 'pg';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
-import { CacheError } from '../../cache.errors.js';
+import { bounded } from '../../bounded.js';
+import { CacheOptionError } from '../../cache.errors.js';
 import { CacheRuntime } from '../../cache.runtime.js';
 import { CacheService } from '../../cache.service.js';
 import { toMilliseconds } from '../../duration.js';
@@ -328,25 +329,16 @@ function asList(invalidations: CdcInvalidation | readonly CdcInvalidation[] | un
   return Array.isArray(invalidations) ? invalidations : [invalidations as CdcInvalidation];
 }
 
-/** `work`, or an error once `ms` have passed without an answer. */
-function bounded<T>(work: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} got no answer within ${ms} ms`)), ms);
-  });
-  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
-}
-
 function positiveDuration(value: unknown, fallback: number, optionName: string): number {
   const ms = value === undefined ? fallback : toMilliseconds(value, optionName);
-  if (ms <= 0) throw new CacheError('CACHE_INVALID_OPTION', `${optionName} must be above zero; got ${JSON.stringify(value)}`);
+  if (ms <= 0) throw new CacheOptionError(`${optionName} must be above zero; got ${JSON.stringify(value)}`);
   return ms;
 }
 
 function positiveInteger(value: unknown, fallback: number, optionName: string): number {
   if (value === undefined) return fallback;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new CacheError('CACHE_INVALID_OPTION', `${optionName} must be a whole number above zero; got ${JSON.stringify(value)}`);
+    throw new CacheOptionError(`${optionName} must be a whole number above zero; got ${JSON.stringify(value)}`);
   }
   return value;
 }

@@ -1,7 +1,7 @@
 /** `@cachekit/cache`: the module, the service, the decorators. Optional parts: `/health`, `/cdc`, `/write-behind`. */
 export { CacheModule } from './cache.module.js';
 export type { CacheModuleAsyncOptions } from './cache.module-definition.js';
-export type { CacheConfig, CacheModuleOptions, HttpCacheOptions, SentinelOptions } from './cache.options.js';
+export type { CacheConfig, CacheModuleOptions, HttpCacheOptions, L1Values, RedisClusterOptions, SentinelOptions } from './cache.options.js';
 export { CACHE_ADMIN_TOKEN, CACHE_CONFIG, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
 export { CacheService, CacheNamespace } from './cache.service.js';
 export type { InvalidationTargets } from './cache.service.js';

@@ -10,6 +10,7 @@ interface Pending {
 
 const MAX_PENDING = 10_000;
 const RETRY_INTERVAL_MS = 1_000;
+const LOG_INTERVAL_MS = 10_000;
 /** an invalidation that keeps failing with Redis answering (ACLs, OOM) is given up after this many tries */
 const MAX_ATTEMPTS = 120;
 
@@ -23,6 +24,8 @@ export class DeferredInvalidations {
   private readonly pending: Pending[] = [];
   private timer?: NodeJS.Timeout;
   private flushing = false;
+  private dropped = 0;
+  private droppedLoggedAt = -Infinity;
 
   /**
    * `connected`: whether Redis is connected (a failure then counts against the retry; while it is
@@ -37,7 +40,16 @@ export class DeferredInvalidations {
   add(retry: Retry): void {
     if (this.pending.length >= MAX_PENDING) {
       this.pending.shift();
-      this.logger.error(`more than ${MAX_PENDING} invalidations waiting for Redis: dropping the oldest; L2 may serve it until it expires`);
+      this.dropped++;
+      const now = Date.now();
+      // One line per interval however many are dropped (a flood drops thousands a second).
+      if (now - this.droppedLoggedAt >= LOG_INTERVAL_MS) {
+        this.droppedLoggedAt = now;
+        this.logger.error(
+          `more than ${MAX_PENDING} invalidations waiting for Redis: dropped the oldest (${this.dropped} so far); ` +
+            'L2 may serve what they removed until it expires',
+        );
+      }
       this.onGiveUp();
     }
     this.pending.push({ retry, attempts: 0 });

@@ -7,7 +7,7 @@ import type { EntryMeta } from './entry/envelope.js';
 import { type Duration, toMilliseconds } from './duration.js';
 import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { InvalidationSource } from './metrics/cache.metrics.js';
-import type { CacheLookup, StoredLookup } from './stampede/load-coordinator.js';
+import { type CacheLookup, NOT_FRESH_IN_L1, type StoredLookup } from './stampede/load-coordinator.js';
 import type { CacheStats } from './metrics/cache-stats.js';
 import { NotQueued } from './write-behind/write-behind.port.js';
 import { HashCache } from './structures/hash-cache.js';
@@ -223,7 +223,13 @@ export class CacheNamespace {
   }
 
   /** Cache-aside: the cached value, or the loader's (stored before it is returned). */
-  getOrSet<T>(key: string, loader: () => Promise<T> | T, options?: CacheEntryOptions<T>): Promise<T> {
+  getOrSet<T>(key: string, loader: () => Promise<T> | T, options: CacheEntryOptions<T> = {}): Promise<T> {
+    try {
+      const value = this.runtime.loads.freshLocal(this.name, this.id(key), this.policyFor(options));
+      if (value !== NOT_FRESH_IN_L1) return Promise.resolve(value as T);
+    } catch (error) {
+      return Promise.reject(error as Error);
+    }
     return this[LOOKUP](key, loader, options).then((lookup) => lookup.value);
   }
 

@@ -14,6 +14,8 @@ export interface MemoryItem {
   meta: EntryMeta;
   raw: string;
   parsed?: unknown;
+  /** when L1 lets the item go (`l1.maxTtl`, or the entry's own expiry if sooner) */
+  until?: number;
 }
 
 /** Copies of parsed JSON values (plain objects, arrays, Dates): several times faster than parsing the text again. */
@@ -47,8 +49,12 @@ export class MemoryLayer {
     });
   }
 
-  get(key: string): MemoryItem | undefined {
-    return this.lru.get(key);
+  /** The item, unless its time in L1 is over (then it goes). */
+  get(key: string, now = Date.now()): MemoryItem | undefined {
+    const item = this.lru.get(key);
+    if (item === undefined || now < (item.until as number)) return item;
+    this.lru.delete(key);
+    return undefined;
   }
 
   /** What a hit hands out: a copy of the value, or (`values: 'frozen'`) the entry's one frozen value. */
@@ -63,7 +69,10 @@ export class MemoryLayer {
       this.lru.delete(key);
       return;
     }
-    this.lru.set(key, item, { ttl: ttlMs });
+    // The expiry is kept on the item and checked on read (lru-cache's own TTL costs every get a clock
+    // read); an expired item that is never read again leaves with the least recently used.
+    item.until = Date.now() + ttlMs;
+    this.lru.set(key, item);
     for (const tag of item.meta.t ?? []) {
       let keys = this.keysByTag.get(tag);
       if (!keys) this.keysByTag.set(tag, (keys = new Set()));

@@ -83,10 +83,16 @@ export class TwoLevelStore {
   }
 
   readLocal(id: string, now = Date.now()): StoredValue | undefined {
-    const item = this.l1?.get(id) as SlidingItem | undefined;
+    const item = this.localItem(id, now);
+    return item && { value: this.l1!.valueOf(item), meta: item.meta, layer: 'l1', raw: item.raw };
+  }
+
+  /** The L1 item of `id` until its hard expiry (a sliding one is extended by the read), without its value. */
+  localItem(id: string, now: number): MemoryItem | undefined {
+    const item = this.l1?.get(id, now) as SlidingItem | undefined;
     if (!item || now >= expiryOf(item.meta)) return undefined;
     if (item.meta.s !== undefined) this.slideLocal(id, item, now);
-    return { value: this.l1!.valueOf(item), meta: item.meta, layer: 'l1', raw: item.raw };
+    return item;
   }
 
   async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {

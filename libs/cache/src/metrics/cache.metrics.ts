@@ -6,6 +6,11 @@ import type { CacheLayerName } from '../layers/two-level.store.js';
 export type InvalidationSource = 'api' | 'tag' | 'pattern' | 'cdc' | 'bus';
 export type LoadOutcome = 'success' | 'error';
 
+interface UnreportedHits {
+  labels: { namespace: string; layer: CacheLayerName };
+  count: number;
+}
+
 /** The Redis INFO figures as gauges: gauge name, INFO field, help. */
 const REDIS_GAUGES: ReadonlyArray<[name: string, field: keyof RedisInfoFigures, help: string]> = [
   ['redis_keyspace_hits', 'keyspace_hits', 'Cache Redis INFO keyspace_hits (server-wide, since its start)'],
@@ -22,7 +27,9 @@ const REDIS_GAUGES: ReadonlyArray<[name: string, field: keyof RedisInfoFigures, 
 export class CacheMetrics {
   readonly hits: Counter<'namespace' | 'layer'>;
   /** hits since `cache_hits_total` was last read, per layer and namespace (a few entries: namespaces are not keys) */
-  private readonly unreportedHits = new Map<string, { labels: { namespace: string; layer: CacheLayerName }; count: number }>();
+  private readonly unreportedHits: UnreportedHits[] = [];
+  private readonly unreportedL1 = new Map<string, UnreportedHits>();
+  private readonly unreportedL2 = new Map<string, UnreportedHits>();
   readonly misses: Counter<'namespace'>;
   readonly staleServed: Counter<'namespace'>;
   readonly loads: Counter<'namespace' | 'outcome'>;
@@ -48,7 +55,7 @@ export class CacheMetrics {
       registers: [registry],
       // Hits are counted in plain numbers on the hot path and handed over when the series is read.
       collect() {
-        for (const pending of unreported.values()) {
+        for (const pending of unreported) {
           if (pending.count === 0) continue;
           this.inc(pending.labels, pending.count);
           pending.count = 0;
@@ -124,10 +131,14 @@ export class CacheMetrics {
   }
 
   hit(namespace: string, layer: CacheLayerName): void {
-    const id = `${layer}:${namespace}`;
-    const pending = this.unreportedHits.get(id);
+    const byNamespace = layer === 'l1' ? this.unreportedL1 : this.unreportedL2;
+    const pending = byNamespace.get(namespace);
     if (pending) pending.count++;
-    else this.unreportedHits.set(id, { labels: { namespace, layer }, count: 1 });
+    else {
+      const counted = { labels: { namespace, layer }, count: 1 };
+      byNamespace.set(namespace, counted);
+      this.unreportedHits.push(counted);
+    }
   }
 
   load(namespace: string, outcome: LoadOutcome, seconds: number): void {

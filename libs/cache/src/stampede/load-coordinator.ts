@@ -45,6 +45,9 @@ const MAX_LEASE_EXTENSIONS = 30;
 
 class SoftTimeout {}
 
+/** What `freshLocal` answers when the read path has more to do than hand out an L1 value. */
+export const NOT_FRESH_IN_L1 = Symbol('not fresh in L1');
+
 /**
  * The read path of DESIGN.md section 3: fresh hits (with XFetch early refresh), stale within
  * grace (stale-while-revalidate, fail-safe), and misses coalesced in the process (single-flight)
@@ -67,6 +70,19 @@ export class LoadCoordinator {
     private readonly store: TwoLevelStore,
     private readonly metrics: CacheMetrics,
   ) {}
+
+  /**
+   * Step 1 for the path most calls take: the value of a fresh L1 hit (counted), or `NOT_FRESH_IN_L1`
+   * when anything else may have to happen (L2, a load, a stale entry, an XFetch roll: `getOrSet`).
+   */
+  freshLocal(namespace: string, id: string, policy: CachePolicy): unknown {
+    if (policy.xfetchBeta > 0) return NOT_FRESH_IN_L1;
+    const now = Date.now();
+    const item = this.store.localItem(id, now);
+    if (!item || now >= item.meta.f) return NOT_FRESH_IN_L1;
+    this.metrics.hit(namespace, 'l1');
+    return this.store.l1!.valueOf(item);
+  }
 
   /**
    * One lookup: counted once, by how it was answered (hit per layer, miss, stale). A fresh L1 hit

@@ -49,12 +49,17 @@ export class ReadBatcher {
     }
   }
 
-  private async track<T>(command: Promise<T>): Promise<T> {
+  private track<T>(command: Promise<T>): Promise<T> {
     this.inFlight++;
-    try {
-      return await command;
-    } finally {
-      this.inFlight--;
-    }
+    return command.then(
+      (answer) => {
+        this.inFlight--;
+        return answer;
+      },
+      (error: unknown) => {
+        this.inFlight--;
+        throw error;
+      },
+    );
   }
 }

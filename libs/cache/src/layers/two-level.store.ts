@@ -1,4 +1,4 @@
-import type { EntryMeta } from '../entry/envelope.js';
+import { type EntryMeta, metaOf } from '../entry/envelope.js';
 import type { InvalidationMessage } from '../invalidation/invalidation-bus.js';
 import { KeyPattern } from '../keys/key-part.js';
 import { deepFreeze, encodeEnvelope, serializedValueOf, serializeValue } from '../entry/serializer.js';
@@ -102,7 +102,8 @@ export class TwoLevelStore {
     const readAt = this.epoch;
     const found = await this.l2.get(id);
     if (!found) return undefined;
-    const { v: value, ...meta } = found.envelope;
+    const value = found.envelope.v;
+    const meta = metaOf(found.envelope);
     if (meta.s !== undefined) {
       // The key still exists in Redis, so its sliding window has not run out: extend it.
       meta.f = Math.min(now + meta.s, meta.h);

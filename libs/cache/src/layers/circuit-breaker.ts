@@ -28,30 +28,43 @@ export class CircuitBreaker {
     return Date.now() < this.openUntil;
   }
 
-  async run<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
+  run<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
     const now = Date.now();
-    if (now < this.openUntil) return fallback;
+    if (now < this.openUntil) return Promise.resolve(fallback);
     if (this.openUntil > 0) {
       // The cool-down is over: this call is the trial.
       this.openUntil = 0;
       this.halfOpen = true;
     }
+    let running: Promise<T>;
     try {
-      const result = await run();
-      this.consecutiveFailures = 0;
-      this.halfOpen = false;
-      return result;
+      running = run();
     } catch (error) {
-      if (this.halfOpen || ++this.consecutiveFailures >= this.options.threshold) {
-        this.openUntil = Date.now() + this.options.cooldownMs;
+      running = Promise.reject(error as Error);
+    }
+    // `then`, not `async`/`await`: on every Redis command, a promise less.
+    return running.then(
+      (result) => {
         this.consecutiveFailures = 0;
         this.halfOpen = false;
-      }
-      if (now - this.lastWarnAt >= WARN_INTERVAL_MS) {
-        this.lastWarnAt = now;
-        this.logger.warn(`Redis ${command} failed, continuing without L2: ${(error as Error).message}`);
-      }
-      return fallback;
+        return result;
+      },
+      (error: unknown) => {
+        this.failed(command, error, now);
+        return fallback;
+      },
+    );
+  }
+
+  private failed(command: string, error: unknown, now: number): void {
+    if (this.halfOpen || ++this.consecutiveFailures >= this.options.threshold) {
+      this.openUntil = Date.now() + this.options.cooldownMs;
+      this.consecutiveFailures = 0;
+      this.halfOpen = false;
+    }
+    if (now - this.lastWarnAt >= WARN_INTERVAL_MS) {
+      this.lastWarnAt = now;
+      this.logger.warn(`Redis ${command} failed, continuing without L2: ${(error as Error).message}`);
     }
   }
 }

@@ -7,8 +7,13 @@ import { isMainThread } from 'node:worker_threads';
 import ts from 'typescript';
 
 const root = new URL('../', import.meta.url);
+// Every entry point of the package, so that a bench never loads one part from src/ and another
+// from dist/ (two copies of a class: Nest's injection tokens would not match).
 const aliases = {
   '@cachekit/cache': new URL('libs/cache/src/index.ts', root).href,
+  '@cachekit/cache/health': new URL('libs/cache/src/health/index.ts', root).href,
+  '@cachekit/cache/cdc': new URL('libs/cache/src/invalidation/cdc/index.ts', root).href,
+  '@cachekit/cache/write-behind': new URL('libs/cache/src/write-behind/index.ts', root).href,
   '@cachekit/users-domain': new URL('libs/users-domain/src/index.ts', root).href,
 };
 const compilerOptions = {

@@ -9,7 +9,7 @@ import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { InvalidationSource } from './metrics/cache.metrics.js';
 import { type CacheLookup, NOT_FRESH_IN_L1, type StoredLookup } from './stampede/load-coordinator.js';
 import type { CacheStats } from './metrics/cache-stats.js';
-import { NotQueued } from './write-behind/write-behind.port.js';
+import { acceptOrPersist } from './write-behind/write-behind.protocol.js';
 import { HashCache } from './structures/hash-cache.js';
 import { Leaderboard } from './structures/leaderboard.js';
 import { UniqueCounter } from './structures/unique-counter.js';
@@ -136,34 +136,10 @@ export class CacheNamespace {
     if (!queue) {
       throw new CacheNotConfiguredError("writeBehind() needs WriteBehindModule.forRoot({ redis }) from '@cachekit/cache/write-behind'");
     }
-    const cacheWrite = (version: number) => this.writeThrough(key, async () => value, { ...options, version: () => version });
-    try {
-      // The cache gets the value as its job is added, both once the version is taken.
-      const version = await queue.enqueue({ namespace: this.name, key, entity: target.entity, id: target.id }, value, cacheWrite);
-      queue.count('accepted');
-      return { version, mode: 'queued' };
-    } catch (error) {
-      if (!(error instanceof NotQueued)) throw error;
-      // The queue is away: persist now rather than accept a write that could be lost. A version
-      // already taken is reused, so its pending value and the row agree; else one from the same
-      // clock as the queue's (as last measured here, never below a version seen here).
-      const accepted = error.version;
-      let version = accepted ?? queue.fallbackVersion();
-      try {
-        const persisted = await target.persistNow(value, version);
-        if (typeof persisted === 'number') version = persisted;
-        queue.observe(version);
-      } catch (persistError) {
-        // Not written anywhere: the value the cache got beside the failed job add must go.
-        if (accepted !== undefined) await this.delete(key);
-        throw persistError;
-      } finally {
-        if (accepted !== undefined) await queue.settle(this.name, key, accepted).catch(() => undefined);
-      }
-      queue.count('fallback');
-      await cacheWrite(version);
-      return { version, mode: 'written' };
-    }
+    return acceptOrPersist(queue, { namespace: this.name, key, entity: target.entity, id: target.id }, value, target.persistNow, {
+      write: (version) => this.writeThrough(key, async () => value, { ...options, version: () => version }),
+      drop: () => this.delete(key),
+    });
   }
 
   /**
@@ -186,38 +162,46 @@ export class CacheNamespace {
    */
   async invalidate(what: InvalidationTargets, source: InvalidationSource = 'api'): Promise<number> {
     const { store, loads, metrics } = this.runtime;
-    let deleted = 0;
     const versioned = new Map(Object.entries(what.versions ?? {}).map(([key, version]) => [this.id(key), version]));
-    if (versioned.size) {
-      loads.inflight.invalidate([...versioned.keys()]);
-      metrics.invalidations.inc({ namespace: this.name, source }, versioned.size);
-      deleted += await store.evictOlder(versioned);
-    }
-    const unversioned = (what.keys ?? []).filter((key) => !versioned.has(this.id(key)));
-    if (unversioned.length) {
-      const ids = unversioned.map((key) => this.id(key));
-      loads.inflight.invalidate(ids);
-      metrics.invalidations.inc({ namespace: this.name, source }, ids.length);
-      deleted += await store.delete(ids);
-    }
-    if (what.tags?.length) {
-      const tagIds = what.tags.map((tag) => this.id(tag));
-      loads.inflight.invalidateTags(tagIds);
-      metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'tag' : source }, what.tags.length);
-      deleted += await store.invalidateTags(tagIds);
-    }
-    if (what.hashes?.length) {
-      metrics.invalidations.inc({ namespace: this.name, source }, what.hashes.length);
-      deleted += await store.deleteHashes(this.name, what.hashes);
-    }
-    for (const pattern of what.hashPatterns ?? []) {
-      metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'pattern' : source });
-      deleted += await store.deleteHashesMatching(this.name, pattern.glob);
-    }
-    for (const pattern of what.patterns ?? []) {
-      loads.inflight.invalidateAll();
-      metrics.invalidations.inc({ namespace: this.name, source: source === 'api' ? 'pattern' : source });
-      deleted += await store.deleteMatching(escapeGlob(`${this.name}:`) + pattern.glob);
+    const ids = (what.keys ?? []).map((key) => this.id(key)).filter((id) => !versioned.has(id));
+    const tagIds = (what.tags ?? []).map((tag) => this.id(tag));
+    const hashes = what.hashes ?? [];
+    // An API call is counted by what it removes by; CDC and the bus keep their own source.
+    const by = (kind: 'tag' | 'pattern') => (source === 'api' ? kind : source);
+    const kinds: Array<{ count: number; source: InvalidationSource; endLoads?: () => void; run: () => Promise<number> }> = [
+      {
+        count: versioned.size,
+        source,
+        endLoads: () => loads.inflight.invalidate([...versioned.keys()]),
+        run: () => store.evictOlder(versioned),
+      },
+      { count: ids.length, source, endLoads: () => loads.inflight.invalidate(ids), run: () => store.delete(ids) },
+      {
+        count: tagIds.length,
+        source: by('tag'),
+        endLoads: () => loads.inflight.invalidateTags(tagIds),
+        run: () => store.invalidateTags(tagIds),
+      },
+      { count: hashes.length, source, run: () => store.deleteHashes(this.name, hashes) },
+      ...(what.hashPatterns ?? []).map((pattern) => ({
+        count: 1,
+        source: by('pattern'),
+        run: () => store.deleteHashesMatching(this.name, pattern.glob),
+      })),
+      ...(what.patterns ?? []).map((pattern) => ({
+        count: 1,
+        source: by('pattern'),
+        endLoads: () => loads.inflight.invalidateAll(),
+        run: () => store.deleteMatching(escapeGlob(`${this.name}:`) + pattern.glob),
+      })),
+    ];
+    let deleted = 0;
+    for (const kind of kinds) {
+      if (kind.count === 0) continue;
+      // The loads this makes stale end first: their values must not land afterwards.
+      kind.endLoads?.();
+      metrics.invalidations.inc({ namespace: this.name, source: kind.source }, kind.count);
+      deleted += await kind.run();
     }
     return deleted;
   }

@@ -18,4 +18,8 @@ export default {
   },
   testTimeout: 30000,
   maxWorkers: 2,
+  // A worker that exits on its own still frees a heap of a few hundred MB (one module graph per spec
+  // file under ESM), which takes longer than Jest's default 500 ms on a busy machine; a real leak
+  // (a socket, a timer) keeps a worker alive for good and is still reported after this.
+  workerGracefulExitTimeout: 2000,
 };

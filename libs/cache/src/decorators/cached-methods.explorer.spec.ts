@@ -1,10 +1,7 @@
 import { Injectable, Scope, type Type } from '@nestjs/common';
-import { Test } from '@nestjs/testing';
-import { Redis } from 'ioredis';
-import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { CacheError } from '../cache.errors.js';
-import { CacheModule } from '../cache.module.js';
 import { CacheService } from '../cache.service.js';
+import { cacheModule, createTestingModule } from '../../test-support/cache-factory.js';
 import { CacheEvict } from './cache-evict.decorator.js';
 import { Cacheable, type CacheableOptions } from './cacheable.decorator.js';
 
@@ -32,20 +29,8 @@ class PriceService {
 }
 
 describe('@Cacheable and @CacheEvict on provider methods', () => {
-  const prefix = uniquePrefix('methods');
-  const redis = new Redis(REDIS_URL);
-
-  afterAll(async () => {
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-  });
-
   it('caches results by key, evicts after the mutating method, and negative-caches null', async () => {
-    const moduleRef = await Test.createTestingModule({
-      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix })],
-      providers: [PriceService],
-    }).compile();
-    await moduleRef.init();
+    const moduleRef = await createTestingModule({ imports: [cacheModule()], providers: [PriceService] });
     const prices = moduleRef.get(PriceService);
     const cache = moduleRef.get(CacheService).namespace('prices');
 
@@ -69,7 +54,6 @@ describe('@Cacheable and @CacheEvict on provider methods', () => {
     expect(await prices.quote('sku-1', 4)).toBe(48);
     expect(prices.loads).toBe(5);
     expect(await cache.get('PriceService.quote:sku-1:3')).toBe(36);
-    await moduleRef.close();
   });
 });
 
@@ -106,22 +90,12 @@ class TypoService {
 }
 
 describe('cache decorators refused at start-up', () => {
-  const prefix = uniquePrefix('methods-refused');
-
-  async function init(provider: Type): Promise<unknown> {
-    const moduleRef = await Test.createTestingModule({
-      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix, bus: false })],
-      providers: [provider],
-    }).compile();
-    try {
-      await moduleRef.init();
-      return undefined;
-    } catch (error) {
-      return error;
-    } finally {
-      await moduleRef.close();
-    }
-  }
+  /** The error that stopped the module's start, or `undefined` if it started. */
+  const init = (provider: Type): Promise<unknown> =>
+    createTestingModule({ imports: [cacheModule({ bus: false })], providers: [provider] }).then(
+      () => undefined,
+      (error: unknown) => error,
+    );
 
   it.each([
     [PerRequestService, /PerRequestService\.value .*request-scoped or transient/],

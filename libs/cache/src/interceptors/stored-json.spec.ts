@@ -1,15 +1,12 @@
-import { type CallHandler, Controller, Get, type INestApplication, Injectable, type NestInterceptor, Param } from '@nestjs/common';
+import { type CallHandler, Controller, Get, Injectable, type NestInterceptor, Param } from '@nestjs/common';
 import { APP_INTERCEPTOR } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { Test } from '@nestjs/testing';
-import { Redis } from 'ioredis';
 import { map, type Observable } from 'rxjs';
 import request from 'supertest';
-import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
-import { CacheModule } from '../cache.module.js';
 import type { L1Values } from '../cache.options.js';
 import { Cacheable } from '../decorators/cacheable.decorator.js';
+import { cacheModule, createApp, keyPrefix as prefix } from '../../test-support/cache-factory.js';
 
 const user = (id: string) => ({
   id,
@@ -37,34 +34,28 @@ class Envelope implements NestInterceptor {
   }
 }
 
-const prefix = uniquePrefix('stored-json');
-const redis = new Redis(REDIS_URL);
-const apps: INestApplication[] = [];
+let apps = 0;
 
-afterAll(async () => {
-  for (const app of apps) await app.close();
-  await dropPrefix(redis, prefix);
-  await redis.quit();
-});
-
+/** An app of its own: its own L1, and its own keys unless `keyPrefix` says which to share. */
 async function start(
   adapter: 'express' | 'fastify',
   options: { values?: L1Values; envelope?: boolean; jsonSpaces?: number; keyPrefix?: string } = {},
 ) {
-  const keyPrefix = options.keyPrefix ?? `${prefix}${apps.length}:`;
-  const moduleRef = await Test.createTestingModule({
-    imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix, l1: { values: options.values } })],
+  const metadata = {
+    imports: [cacheModule({ keyPrefix: options.keyPrefix ?? `${prefix}${apps++}:`, l1: { values: options.values } })],
     controllers: [UsersController],
     providers: options.envelope ? [{ provide: APP_INTERCEPTOR, useClass: Envelope }] : [],
-  }).compile();
-  const app =
-    adapter === 'fastify'
-      ? moduleRef.createNestApplication<NestFastifyApplication>(new FastifyAdapter(), { logger: false })
-      : moduleRef.createNestApplication<NestExpressApplication>({ logger: false });
-  if (options.jsonSpaces !== undefined) (app as NestExpressApplication).set('json spaces', options.jsonSpaces);
-  await app.init();
-  if (adapter === 'fastify') await (app as NestFastifyApplication).getHttpAdapter().getInstance().ready();
-  apps.push(app);
+  };
+  if (adapter === 'express') {
+    const { jsonSpaces } = options;
+    return createApp<NestExpressApplication>(metadata, {
+      beforeInit: (app) => {
+        if (jsonSpaces !== undefined) app.set('json spaces', jsonSpaces);
+      },
+    });
+  }
+  const app = await createApp<NestFastifyApplication>(metadata, { adapter: new FastifyAdapter() });
+  await app.getHttpAdapter().getInstance().ready();
   return app;
 }
 

@@ -1,50 +1,30 @@
-import { Test } from '@nestjs/testing';
-import { Redis } from 'ioredis';
-import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
-import { CacheModule } from '../cache.module.js';
 import type { CacheModuleOptions } from '../cache.options.js';
-import { CacheRuntime } from '../cache.runtime.js';
-import { CacheService } from '../cache.service.js';
+import type { CacheRuntime } from '../cache.runtime.js';
 import { glob } from '../keys/key-part.js';
-import { within } from '../../../../test/support/wait.js';
-
-/** Polls until `check` holds; answers how long that took, or throws after `limitMs`. */
+import { createCache, redis, runtimeOf } from '../../test-support/cache-factory.js';
+import { waitFor } from '../../test-support/wait.js';
 
 describe('L1 coherence across instances over the bus', () => {
-  const prefix = uniquePrefix('bus');
-  const redis = new Redis(REDIS_URL);
-  const closers: Array<() => Promise<void>> = [];
-
   /** One "instance": its own module, so its own L1, sharing Redis and the key prefix. */
   async function instance(options: Partial<CacheModuleOptions> = {}) {
-    const moduleRef = await Test.createTestingModule({
-      imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: prefix, ...options })],
-    }).compile();
-    await moduleRef.init();
-    closers.push(() => moduleRef.close());
-    const runtime = moduleRef.get(CacheRuntime);
-    await within(2000, async () => runtime.bus?.up === true);
-    return { cache: moduleRef.get(CacheService), runtime };
+    const cache = await createCache(options);
+    const runtime = runtimeOf(cache);
+    await waitFor(() => runtime.bus?.up === true, { what: 'the bus subscription' });
+    return { cache, runtime };
   }
-
-  afterAll(async () => {
-    for (const close of closers) await close();
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-  });
 
   const inL1 = (runtime: CacheRuntime, id: string) => runtime.store.readLocal(id)?.value;
 
-  it("a write on A evicts B's L1 copy within milliseconds", async () => {
+  it("a write on A evicts B's L1 copy over the bus, long before that copy would expire", async () => {
     const a = await instance();
     const b = await instance();
-    await a.cache.set('k', 'v1');
+    await a.cache.set('k', 'v1', { ttl: '1m' });
     expect(await b.cache.get('k')).toBe('v1');
     // A's own announcement of v1 may reach B while B reads; B then keeps it out of L1 until the next read.
-    await within(1000, async () => (await b.cache.get('k')) === 'v1' && inL1(b.runtime, 'default:k') === 'v1');
-    await a.cache.set('k', 'v2');
-    const ms = await within(50, async () => inL1(b.runtime, 'default:k') === undefined);
-    expect(ms).toBeLessThan(50);
+    await waitFor(async () => (await b.cache.get('k')) === 'v1' && inL1(b.runtime, 'default:k') === 'v1', { what: "B's L1 copy" });
+    await a.cache.set('k', 'v2', { ttl: '1m' });
+    // B's copy has a minute to live: only A's message can take it out.
+    await waitFor(() => inL1(b.runtime, 'default:k') === undefined, { what: "the eviction of B's copy" });
     expect(await b.cache.get('k')).toBe('v2');
   });
 
@@ -55,17 +35,20 @@ describe('L1 coherence across instances over the bus', () => {
     await users(a).set('u:1', 1);
     await users(a).set('u:2', 2, { tags: ['team'] });
     await users(a).set('p:3', 3);
-    await within(1000, async () => {
-      for (const key of ['u:1', 'u:2', 'p:3']) await users(b).get(key);
-      return b.runtime.store.l1?.size === 3;
-    });
+    await waitFor(
+      async () => {
+        for (const key of ['u:1', 'u:2', 'p:3']) await users(b).get(key);
+        return b.runtime.store.l1?.size === 3;
+      },
+      { what: "B's L1 copies" },
+    );
 
     await users(a).delete('u:1');
-    await within(50, async () => inL1(b.runtime, 'users:u:1') === undefined);
+    await waitFor(() => inL1(b.runtime, 'users:u:1') === undefined, { what: 'the delete on B' });
     await users(a).invalidateTags('team');
-    await within(50, async () => inL1(b.runtime, 'users:u:2') === undefined);
+    await waitFor(() => inL1(b.runtime, 'users:u:2') === undefined, { what: 'the tag invalidation on B' });
     await users(a).invalidatePattern(glob`p:*`);
-    await within(50, async () => inL1(b.runtime, 'users:p:3') === undefined);
+    await waitFor(() => inL1(b.runtime, 'users:p:3') === undefined, { what: 'the pattern invalidation on B' });
     expect(b.runtime.store.l1?.size).toBe(0);
   });
 
@@ -78,8 +61,8 @@ describe('L1 coherence across instances over the bus', () => {
     const clientId = /id=(\d+)/.exec(line ?? '')?.[1];
     expect(clientId).toBeDefined();
     await redis.client('KILL', 'ID', clientId!);
-    await within(3000, async () => inL1(b.runtime, 'default:kept') === undefined);
-    await within(3000, async () => b.runtime.bus!.up);
+    await waitFor(() => inL1(b.runtime, 'default:kept') === undefined, { what: 'L1 cleared' });
+    await waitFor(() => b.runtime.bus!.up, { what: 'the bus back up' });
     expect(await b.cache.get('kept')).toBe('v'); // still in L2
   });
 });

@@ -1,5 +1,5 @@
 import { Redis } from 'ioredis';
-import { startRedisServer } from '../../../../test/support/redis-server.js';
+import { startRedisServer } from '../../test-support/redis-server.js';
 import { RedisScript, SCRIPTS } from './redis-script.js';
 
 describe('RedisScript', () => {

@@ -1,20 +1,17 @@
 import { CacheInputError } from '../cache.errors.js';
-import { Redis } from 'ioredis';
-import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { HashCache } from './hash-cache.js';
+import { keyPrefix as prefix, redis } from '../../test-support/cache-factory.js';
+import { heldLoader, waitFor } from '../../test-support/wait.js';
 
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Redis's clock, in ms: tombstones and fill starts are stamped with it. */
+const redisNow = async () => {
+  const [seconds, micros] = await redis.time();
+  return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
+};
 
 describe('HashCache against Redis', () => {
-  const prefix = uniquePrefix('hash_cache');
-  const redis = new Redis(REDIS_URL);
   const users = new HashCache(redis, `${prefix}~hash:users:`, { ttlMs: 60_000 });
   const keyOf = (id: string | number) => `${prefix}~hash:users:{${id}}`;
-
-  afterAll(async () => {
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-  });
 
   it('stores an object as one hash field per property and reads it back whole or by field', async () => {
     const createdAt = new Date('2026-01-02T03:04:05.000Z');
@@ -59,13 +56,12 @@ describe('HashCache against Redis', () => {
   it('updates one field without rewriting the others and keeps the TTL', async () => {
     const short = new HashCache(redis, `${prefix}~hash:short:`, { ttlMs: 5_000 });
     await short.set(4, { name: 'Dee', visits: 1 });
-    await sleep(300);
+    await redis.pexpire(`${prefix}~hash:short:{4}`, 3_000); // as if 2 s had gone by: a write that set the TTL again would show
     const before = await redis.pttl(`${prefix}~hash:short:{4}`);
     expect(await short.setField(4, 'visits', 2)).toBe(true);
     const after = await redis.pttl(`${prefix}~hash:short:{4}`);
     expect(after).toBeGreaterThan(0);
     expect(after).toBeLessThanOrEqual(before);
-    expect(after).toBeLessThan(4_800);
     expect(await short.get(4)).toEqual({ name: 'Dee', visits: 2 });
   });
 
@@ -76,37 +72,24 @@ describe('HashCache against Redis', () => {
   });
 
   it('issue 11 item 10: a fill that read the database before a setField on an absent object does not land the old field', async () => {
-    let release!: () => void;
-    let reading!: () => void;
-    const loaded = new Promise<void>((resolve) => (release = resolve));
-    const started = new Promise<void>((resolve) => (reading = resolve));
-    const fill = users.fill('race', async () => {
-      reading(); // the fill has taken its start time and reads the database
-      await loaded; // the database answered with the old settings, and the answer is on its way
-      return { name: 'Race', settings: { theme: 'old' } };
-    });
-    await started;
+    // The fill has taken its start time and reads the database; the old settings it read are on their way.
+    const read = heldLoader(() => ({ name: 'Race', settings: { theme: 'old' } }));
+    const fill = users.fill('race', read.loader);
+    await read.started;
     expect(await users.setField('race', 'settings', { theme: 'new' })).toBe(false);
-    release();
+    read.release();
     await fill;
     expect(await users.getField('race', 'settings')).toBeUndefined();
   });
 
   it('issue 11 item 9: a fill whose tombstone was evicted after a delete does not land', async () => {
     await users.set('evicted', { name: 'Old' });
-    let release!: () => void;
-    let reading!: () => void;
-    const loaded = new Promise<void>((resolve) => (release = resolve));
-    const started = new Promise<void>((resolve) => (reading = resolve));
-    const fill = users.fill('evicted', async () => {
-      reading();
-      await loaded;
-      return { name: 'Old' };
-    });
-    await started;
+    const read = heldLoader(() => ({ name: 'Old' }));
+    const fill = users.fill('evicted', read.loader);
+    await read.started;
     await users.delete('evicted');
     await redis.unlink(`${prefix}~hash:users:~gone:{evicted}`); // the tombstone, evicted
-    release();
+    read.release();
     await fill;
     expect(await users.get('evicted')).toBeUndefined();
   });
@@ -114,20 +97,13 @@ describe('HashCache against Redis', () => {
   it('review: a fill that read the database before a set (or a setField on a cached object) does not land the older object', async () => {
     for (const write of [() => users.set('raced', { name: 'New' }), () => users.setField('raced', 'name', 'New')]) {
       await users.set('raced', { name: 'Cached' });
-      let release!: () => void;
-      let reading!: () => void;
-      const loaded = new Promise<void>((resolve) => (release = resolve));
-      const started = new Promise<void>((resolve) => (reading = resolve));
       await users.delete('raced');
       await users.set('raced', { name: 'Cached' });
-      const fill = users.fill('raced', async () => {
-        reading();
-        await loaded;
-        return { name: 'Old' };
-      });
-      await started;
+      const read = heldLoader(() => ({ name: 'Old' }));
+      const fill = users.fill('raced', read.loader);
+      await read.started;
       await write();
-      release();
+      read.release();
       await fill;
       expect(await users.getField('raced', 'name')).toBe('New');
     }
@@ -176,7 +152,9 @@ describe('HashCache against Redis', () => {
     });
     expect(raced).toEqual({ name: 'Read before the change' }); // the caller still gets its answer
     expect(await redis.exists(keyOf(22))).toBe(0); // but it is not cached
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    // A fill that starts in a later millisecond of Redis's clock than the delete's tombstone lands.
+    const deletedAt = Number(await redis.get(`${prefix}~hash:users:~gone:{22}`));
+    await waitFor(async () => (await redisNow()) > deletedAt, { what: "Redis's clock past the delete" });
     await users.fill(22, async () => ({ name: 'Read after' }));
     expect(await users.getField(22, 'name')).toBe('Read after');
   });

@@ -1,18 +1,10 @@
 import { CacheInputError } from '../cache.errors.js';
-import { Redis } from 'ioredis';
-import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { Leaderboard } from './leaderboard.js';
+import { keyPrefix as prefix, redis } from '../../test-support/cache-factory.js';
 
 describe('Leaderboard against Redis', () => {
-  const prefix = uniquePrefix('leaderboard');
-  const redis = new Redis(REDIS_URL);
   let boards = 0;
   const board = (options?: { ttlMs?: number }) => new Leaderboard(redis, `${prefix}board${++boards}`, options);
-
-  afterAll(async () => {
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-  });
 
   it('ranks the highest score first and answers each write with the new standing', async () => {
     const lb = board();

@@ -1,7 +1,6 @@
 import { CacheInputError } from '../cache.errors.js';
-import { Redis } from 'ioredis';
-import { dropPrefix, REDIS_URL, uniquePrefix } from '../../../../test/support/services.js';
 import { UniqueCounter } from './unique-counter.js';
+import { keyPrefix as prefix, redis } from '../../test-support/cache-factory.js';
 
 const DAY_MS = 86_400_000;
 const HOUR_MS = 3_600_000;
@@ -11,15 +10,8 @@ const dayAt = (daysAgo: number, ms = 0) => new Date(todayStart - daysAgo * DAY_M
 const isoDay = (date: Date) => date.toISOString().slice(0, 10);
 
 describe('UniqueCounter against Redis', () => {
-  const prefix = uniquePrefix('unique_counter');
-  const redis = new Redis(REDIS_URL);
   let counters = 0;
   const counter = (retentionMs = 7 * DAY_MS) => new UniqueCounter(redis, `${prefix}c${++counters}:`, { retentionMs });
-
-  afterAll(async () => {
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-  });
 
   it('counts distinct members of a day and ignores repeats', async () => {
     const visits = counter();

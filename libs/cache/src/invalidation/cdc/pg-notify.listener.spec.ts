@@ -1,18 +1,15 @@
-import { Test, type TestingModule } from '@nestjs/testing';
-import { Redis } from 'ioredis';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Registry } from 'prom-client';
-import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from '../../../../../test/support/services.js';
-import { CacheModule } from '../../cache.module.js';
 import { CacheRuntime } from '../../cache.runtime.js';
 import { CacheService } from '../../cache.service.js';
 import { glob } from '../../keys/key-part.js';
 import { CacheCdcModule } from './cache-cdc.module.js';
 import type { CacheCdcOptions } from './cache-cdc.options.js';
 import { PgNotifyListener } from './pg-notify.listener.js';
-import { FreezingTcpProxy } from '../../../../../test/support/freezing-tcp-proxy.js';
-import { within } from '../../../../../test/support/wait.js';
+import { cacheModule, createTestingModule, keyPrefix, onTeardown } from '../../../test-support/cache-factory.js';
+import { FreezingTcpProxy } from '../../../test-support/freezing-tcp-proxy.js';
+import { createTestDatabase } from '../../../test-support/services.js';
+import { waitFor } from '../../../test-support/wait.js';
 
 /** A table of 20 things whose trigger notifies `cache_invalidation` as the users trigger does. */
 const THINGS_SQL = `
@@ -26,11 +23,25 @@ const THINGS_SQL = `
   CREATE TRIGGER things_notify AFTER INSERT OR UPDATE OR DELETE ON things FOR EACH ROW EXECUTE FUNCTION things_notify();
   INSERT INTO things SELECT g, 'v1' FROM generate_series(1, 20) g;`;
 
-/** A cache with a CDC listener of the things table on `connectionString`, and its metrics. */
-async function startListener(connectionString: string, prefix: string, options: Partial<CacheCdcOptions> = {}) {
-  const moduleRef = await Test.createTestingModule({
+/** A database of its own with the things table, and a client on it; both go after the file, once the listeners on it are closed. */
+async function thingsDatabase(label: string) {
+  const database = await createTestDatabase(label);
+  onTeardown(database.drop);
+  const sql = new pg.Client({ connectionString: database.url });
+  await sql.connect();
+  onTeardown(() => sql.end());
+  await sql.query(THINGS_SQL);
+  return { database, sql };
+}
+
+/**
+ * A cache with a CDC listener of the things table on `connectionString`, and its metrics. Its keys
+ * (and bus) under `keyPrefix` + `label`: one describe's evictions never reach another's entries.
+ */
+async function startListener(connectionString: string, label: string, options: Partial<CacheCdcOptions> = {}) {
+  const moduleRef = await createTestingModule({
     imports: [
-      CacheModule.forRoot({ isGlobal: true, redis: { url: REDIS_URL }, keyPrefix: prefix }),
+      cacheModule({ isGlobal: true, keyPrefix: `${keyPrefix}${label}:` }),
       CacheCdcModule.forRoot({
         connectionString,
         map: (change) => (change.table === 'things' ? { namespace: 'things', keys: [`thing:${change.id}`] } : undefined),
@@ -39,12 +50,9 @@ async function startListener(connectionString: string, prefix: string, options: 
         ...options,
       }),
     ],
-  }).compile();
-  moduleRef.useLogger(false);
-  await moduleRef.init();
+  });
   const runtime = moduleRef.get(CacheRuntime);
   return {
-    moduleRef,
     things: moduleRef.get(CacheService).namespace('things'),
     listener: moduleRef.get(PgNotifyListener),
     metric: async (name: string) => {
@@ -55,30 +63,16 @@ async function startListener(connectionString: string, prefix: string, options: 
 }
 
 describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
-  const prefix = uniquePrefix('cdc');
-  const redis = new Redis(REDIS_URL);
-  let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let sql: pg.Client;
-  let moduleRef: TestingModule;
   let things: ReturnType<CacheService['namespace']>;
   let listener: PgNotifyListener;
   let metric: (name: string) => Promise<number>;
 
   beforeAll(async () => {
-    database = await createTestDatabase('cdc_listener');
-    sql = new pg.Client({ connectionString: database.url });
-    await sql.connect();
-    await sql.query(THINGS_SQL);
-    ({ moduleRef, things, listener, metric } = await startListener(database.url, prefix));
-    await within(5000, () => listener.up);
-  });
-
-  afterAll(async () => {
-    await moduleRef?.close();
-    await sql?.end();
-    await database?.drop();
-    await dropPrefix(redis, prefix);
-    await redis.quit();
+    const created = await thingsDatabase('cdc_listener');
+    sql = created.sql;
+    ({ things, listener, metric } = await startListener(created.database.url, 'listener'));
+    await waitFor(() => listener.up, { what: 'the listener up' });
   });
 
   const cacheAll = async (ids: number[]) => {
@@ -89,7 +83,7 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     await cacheAll([1, 2]);
     const before = await metric('cdc_notifications_total');
     await sql.query(`UPDATE things SET name = 'v2' WHERE id = 1`);
-    await within(1000, async () => (await things.get('thing:1')) === undefined);
+    await waitFor(async () => (await things.get('thing:1')) === undefined, { what: 'the eviction of thing:1' });
     expect(await things.get('thing:2')).toBe('v1');
     expect(await metric('cdc_notifications_total')).toBe(before + 1);
     expect(await metric('cdc_lag_seconds')).toBeLessThan(1);
@@ -103,17 +97,28 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     await sql.query(`UPDATE things SET name = 'never' WHERE id = 3`);
     await sql.query('ROLLBACK');
     await sql.query(`UPDATE things SET name = 'v2' WHERE id = 4`); // a later commit: its NOTIFY proves delivery went on
-    await within(1000, async () => (await metric('cdc_notifications_total')) === before + 1);
+    await waitFor(async () => (await metric('cdc_notifications_total')) === before + 1, { what: 'the later notification' });
     expect(await things.get('thing:3')).toBe('v1');
   });
 
   it('ignores a payload that is not {table, op, id}', async () => {
-    await cacheAll([5]);
-    await sql.query(`NOTIFY cache_invalidation, 'not json'`);
-    await sql.query(`SELECT pg_notify('cache_invalidation', '{"table":"things"}')`);
-    await sleep(100);
-    expect(listener.up).toBe(true);
+    await cacheAll([5, 6]);
+    const before = await metric('cdc_notifications_total');
+    // Each names row 5 of things: applied as a change, any of them would evict thing:5.
+    const ignored = [
+      'not json',
+      '{"table":"things","id":5}',
+      '{"table":"things","op":"TRUNCATE","id":5}',
+      '{"table":"things","op":"UPDATE","id":[5]}',
+    ];
+    for (const payload of ignored) await sql.query(`SELECT pg_notify('cache_invalidation', $1)`, [payload]);
+    // A real change committed after them: the listener gets notifications in commit order, so once
+    // this one is applied, the ones before it were handled (and would have been applied with it).
+    await sql.query(`UPDATE things SET name = 'v2' WHERE id = 6`);
+    await waitFor(async () => (await things.get('thing:6')) === undefined, { what: 'the eviction of thing:6' });
     expect(await things.get('thing:5')).toBe('v1');
+    expect(await metric('cdc_notifications_total')).toBe(before + 1);
+    expect(listener.up).toBe(true);
   });
 
   it('after its connection is killed, reconnects and resyncs, so changes made meanwhile are not missed', async () => {
@@ -125,45 +130,34 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     );
     expect(rows).toHaveLength(1);
     for (const id of ids) await sql.query(`UPDATE things SET name = 'v3' WHERE id = $1`, [id]);
-    await within(5000, () => listener.up && true);
-    await within(5000, async () => (await metric('cdc_resyncs_total')) === resyncsBefore + 1);
+    await waitFor(() => listener.up, { what: 'the listener back up' });
+    await waitFor(async () => (await metric('cdc_resyncs_total')) === resyncsBefore + 1, { what: 'the resync' });
     for (const id of ids) expect(await things.get(`thing:${id}`)).toBeUndefined();
   });
 });
 
 describe('PgNotifyListener through a network path that goes silent (issue 11 items 7 and 12)', () => {
-  const prefix = uniquePrefix('cdc_silent');
-  const redis = new Redis(REDIS_URL);
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let sql: pg.Client;
   let proxy: FreezingTcpProxy;
   let started: Awaited<ReturnType<typeof startListener>> | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase('cdc_silent');
-    sql = new pg.Client({ connectionString: database.url });
-    await sql.connect();
-    await sql.query(THINGS_SQL);
+    ({ database, sql } = await thingsDatabase('cdc_silent'));
     proxy = await FreezingTcpProxy.start(Number(new URL(database.url).port || 5432));
+    onTeardown(() => proxy.stop());
   });
 
-  afterAll(async () => {
-    proxy?.thaw();
-    await started?.moduleRef.close();
-    await proxy?.stop();
-    await sql?.end();
-    await database?.drop();
-    await dropPrefix(redis, prefix);
-    await redis.quit();
-  });
+  // A test that failed while the path was frozen must not leave the listener's close waiting on it.
+  afterAll(() => proxy?.thaw());
 
   it('issue 11 item 12: while the server accepts connections and never answers, each connect attempt ends after connectTimeout and the next one follows; once it answers, the listener is up', async () => {
     proxy.freeze();
-    started = await startListener(proxy.url(database.url), prefix, { connectTimeout: 300, heartbeat: { interval: 200, timeout: 200 } });
-    await within(5000, () => proxy.accepted >= 3);
+    started = await startListener(proxy.url(database.url), 'silent', { connectTimeout: 300, heartbeat: { interval: 200, timeout: 200 } });
+    await waitFor(() => proxy.accepted >= 3, { what: 'three connect attempts' });
     expect(started.listener.up).toBe(false);
     proxy.thaw();
-    await within(5000, () => started!.listener.up);
+    await waitFor(() => started!.listener.up, { what: 'the listener up' });
   });
 
   it('issue 11 item 7: the path goes silent: the heartbeat marks the listener down; after the thaw it reconnects and resyncs, so changes made meanwhile are not missed', async () => {
@@ -174,46 +168,31 @@ describe('PgNotifyListener through a network path that goes silent (issue 11 ite
 
     proxy.freeze();
     for (const id of ids) await sql.query(`UPDATE things SET name = 'v2' WHERE id = $1`, [id]);
-    await within(2000, async () => !listener.up && (await metric('cdc_listener_up')) === 0);
+    await waitFor(async () => !listener.up && (await metric('cdc_listener_up')) === 0, { what: 'the listener marked down' });
     expect(await things.get('thing:1')).toBe('v1');
 
     proxy.thaw();
-    await within(5000, async () => listener.up && (await metric('cdc_resyncs_total')) === resyncs + 1);
+    await waitFor(async () => listener.up && (await metric('cdc_resyncs_total')) === resyncs + 1, { what: 'the reconnect and resync' });
     for (const id of ids) expect(await things.get(`thing:${id}`)).toBeUndefined();
   });
 });
 
 describe('PgNotifyListener under a flood (issue 11 item 3)', () => {
-  const prefix = uniquePrefix('cdc_flood');
-  const redis = new Redis(REDIS_URL);
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let sql: pg.Client;
-  let started: Awaited<ReturnType<typeof startListener>> | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase('cdc_flood');
-    sql = new pg.Client({ connectionString: database.url });
-    await sql.connect();
-    await sql.query(THINGS_SQL);
-  });
-
-  afterAll(async () => {
-    await started?.moduleRef.close();
-    await sql?.end();
-    await database?.drop();
-    await dropPrefix(redis, prefix);
-    await redis.quit();
+    ({ database, sql } = await thingsDatabase('cdc_flood'));
   });
 
   it('issue 11 item 3: more notifications waiting than batch.maxQueued: the queue is dropped and a resync evicts everything instead', async () => {
-    started = await startListener(database.url, prefix, { batch: { size: 1, maxQueued: 5 } });
-    const { things, listener, metric } = started;
-    await within(5000, () => listener.up);
+    const { things, listener, metric } = await startListener(database.url, 'flood', { batch: { size: 1, maxQueued: 5 } });
+    await waitFor(() => listener.up, { what: 'the listener up' });
     for (let id = 1; id <= 20; id++) await things.set(`thing:${id}`, 'v1');
     const [resyncs, notifications] = [await metric('cdc_resyncs_total'), await metric('cdc_notifications_total')];
 
     await sql.query(`UPDATE things SET name = 'v2'`);
-    await within(3000, async () => (await metric('cdc_resyncs_total')) === resyncs + 1);
+    await waitFor(async () => (await metric('cdc_resyncs_total')) === resyncs + 1, { what: 'the resync' });
     expect(await metric('cdc_notifications_total')).toBe(notifications + 20);
     for (let id = 1; id <= 20; id++) expect(await things.get(`thing:${id}`)).toBeUndefined();
   });

@@ -137,7 +137,8 @@ export function machine(): string {
   return `node ${process.version}, ${os.availableParallelism()} cores (${os.cpus()[0]?.model ?? 'unknown CPU'})`;
 }
 
-function positiveFromEnv(name: string, fallback: number): number {
+/** A positive whole number from the environment variable `name` (a bench setting), else `fallback`. */
+export function positiveFromEnv(name: string, fallback: number): number {
   const text = process.env[name];
   if (text === undefined || text === '') return fallback;
   const value = Number(text);

@@ -19,7 +19,7 @@ import { fileURLToPath } from 'node:url';
 import { isDeepStrictEqual } from 'node:util';
 import { Redis } from 'ioredis';
 import { dropPrefix, freePort, REDIS_URL } from '../test/support/services.js';
-import { check, ratio, type Result } from './harness.js';
+import { check, positiveFromEnv, ratio, type Result } from './harness.js';
 import type { AdapterName, ServerMessage, Variant } from './http-server.js';
 
 const ROUNDS = positiveFromEnv('BENCH_ROUNDS', 5);
@@ -298,15 +298,6 @@ function percentile(sorted: readonly number[], p: number): number {
 function median(values: readonly number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
   return sorted[Math.floor(sorted.length / 2)];
-}
-
-function positiveFromEnv(name: string, fallback: number): number {
-  const text = process.env[name];
-  if (text === undefined || text === '') return fallback;
-  const value = Number(text);
-  if (!Number.isInteger(value) || value <= 0)
-    throw new Error(`bench: ${name} must be a positive whole number; got ${JSON.stringify(text)}`);
-  return value;
 }
 
 /** Per round, `value` of the case over `value` of its baseline in the same round: median (min–max). */

@@ -208,13 +208,17 @@ export class CacheNamespace {
 
   /** Cache-aside: the cached value, or the loader's (stored before it is returned). */
   getOrSet<T>(key: string, loader: () => Promise<T> | T, options: CacheEntryOptions<T> = {}): Promise<T> {
+    let id: string;
+    let policy: CachePolicy;
     try {
-      const value = this.runtime.loads.freshLocal(this.name, this.id(key), this.policyFor(options));
+      id = this.id(key);
+      policy = this.policyFor(options);
+      const value = this.runtime.loads.freshLocal(this.name, id, policy);
       if (value !== NOT_FRESH_IN_L1) return Promise.resolve(value as T);
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    return this[LOOKUP](key, loader, options).then((lookup) => lookup.value);
+    return this.lookup(id, policy, loader).then((lookup) => lookup.value);
   }
 
   /**
@@ -230,17 +234,21 @@ export class CacheNamespace {
   [LOOKUP]<T>(key: string, loader: () => Promise<T> | T, options: CacheEntryOptions<T> = {}): Promise<StoredLookup<T>> {
     // Not `async` (a hit is answered with one promise less), so a bad key or option rejects here.
     try {
-      const policy = this.policyFor(options);
-      return this.runtime.loads.getOrSet<T>({
-        namespace: this.name,
-        id: this.id(key),
-        loader,
-        policy,
-        metaFor: (value, now, loadMs) => this.metaFor(value, policy, now, loadMs),
-      });
+      return this.lookup(this.id(key), this.policyFor(options), loader);
     } catch (error) {
       return Promise.reject(error as Error);
     }
+  }
+
+  /** The read path for an id and policy already resolved. */
+  private lookup<T>(id: string, policy: CachePolicy, loader: () => Promise<T> | T): Promise<StoredLookup<T>> {
+    return this.runtime.loads.getOrSet<T>({
+      namespace: this.name,
+      id,
+      loader,
+      policy,
+      metaFor: (value, now, loadMs) => this.metaFor(value, policy, now, loadMs),
+    });
   }
 
   /**

@@ -7,7 +7,7 @@ import type { EntryMeta } from './entry/envelope.js';
 import { type Duration, toMilliseconds } from './duration.js';
 import { escapeGlob, type KeyPattern } from './keys/key-part.js';
 import type { InvalidationSource } from './metrics/cache.metrics.js';
-import { type CacheLookup, NOT_FRESH_IN_L1, type StoredLookup } from './stampede/load-coordinator.js';
+import { type CacheLookup, type LoadRequest, NOT_FRESH_IN_L1, type StoredLookup } from './stampede/load-coordinator.js';
 import type { CacheStats } from './metrics/cache-stats.js';
 import { acceptOrPersist } from './write-behind/write-behind.protocol.js';
 import { HashCache } from './structures/hash-cache.js';
@@ -218,7 +218,7 @@ export class CacheNamespace {
     } catch (error) {
       return Promise.reject(error as Error);
     }
-    return this.lookup(id, policy, loader).then((lookup) => lookup.value);
+    return this.runtime.loads.valueOf(this.request(id, policy, loader));
   }
 
   /**
@@ -234,21 +234,15 @@ export class CacheNamespace {
   [LOOKUP]<T>(key: string, loader: () => Promise<T> | T, options: CacheEntryOptions<T> = {}): Promise<StoredLookup<T>> {
     // Not `async` (a hit is answered with one promise less), so a bad key or option rejects here.
     try {
-      return this.lookup(this.id(key), this.policyFor(options), loader);
+      return this.runtime.loads.getOrSet(this.request(this.id(key), this.policyFor(options), loader));
     } catch (error) {
       return Promise.reject(error as Error);
     }
   }
 
-  /** The read path for an id and policy already resolved. */
-  private lookup<T>(id: string, policy: CachePolicy, loader: () => Promise<T> | T): Promise<StoredLookup<T>> {
-    return this.runtime.loads.getOrSet<T>({
-      namespace: this.name,
-      id,
-      loader,
-      policy,
-      metaFor: (value, now, loadMs) => this.metaFor(value, policy, now, loadMs),
-    });
+  /** What the read path needs for an id and policy already resolved. */
+  private request<T>(id: string, policy: CachePolicy, loader: () => Promise<T> | T): LoadRequest<T> {
+    return { namespace: this.name, id, loader, policy, metaFor: (value, now, loadMs) => this.metaFor(value, policy, now, loadMs) };
   }
 
   /**

@@ -1,7 +1,8 @@
 import sjson from 'secure-json-parse';
 import { type CacheEnvelope, type EntryMeta, isEnvelope, metaOf } from './envelope.js';
 
-const DATE_TAG = '$date';
+/** how a Date is written in stored JSON: `{"$date": epochMs}` */
+export const DATE_TAG = '$date';
 const PARSE_OPTIONS = { protoAction: 'remove', constructorAction: 'remove' } as const;
 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {

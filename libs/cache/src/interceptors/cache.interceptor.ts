@@ -9,6 +9,7 @@ import {
   Logger,
   type NestInterceptor,
   NotFoundException,
+  type Type,
 } from '@nestjs/common';
 import { Reflector } from '@nestjs/core';
 import { createHash } from 'node:crypto';
@@ -89,6 +90,19 @@ class HandlerRun {
 /** The argument lists of executions a `CacheInterceptor` already took: one per request, however many are bound. */
 const claimed = new WeakSet<object>();
 
+/** What the decorators of one handler say, read once per handler instead of on every request. */
+interface HandlerPlan {
+  put?: CachePutOptions;
+  evict?: CacheEvictOptions;
+  cacheable?: CacheableOptions;
+  /** the handler sends its own response (or a stream of events): the cache could neither see nor replay it */
+  respondsItself: boolean;
+  /** `Controller.handler`, with its declared version: the handler part of a default HTTP key */
+  route: string;
+  /** the request headers an HTTP key holds: the module's, then the handler's (lower case) */
+  varyHeaders: readonly string[];
+}
+
 /**
  * Serves `@Cacheable` handlers (HTTP routes and RPC message handlers) from the cache and carries
  * out `@CachePut` and `@CacheEvict`. Bound any number of times (globally, on the class, by the
@@ -101,6 +115,8 @@ const claimed = new WeakSet<object>();
 export class CacheInterceptor implements NestInterceptor {
   protected readonly logger = new Logger('CacheInterceptor');
   private readonly warned = new Set<string>();
+  /** by controller class, then by handler: a handler inherited by two controllers has a plan for each */
+  private readonly plans = new WeakMap<object, WeakMap<object, HandlerPlan>>();
 
   constructor(
     @Inject(CacheService) protected readonly cache: CacheService,
@@ -118,15 +134,14 @@ export class CacheInterceptor implements NestInterceptor {
   }
 
   private async interceptHttp(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
-    const request = context.switchToHttp().getRequest<CacheableRequest>();
-    const response: unknown = context.switchToHttp().getResponse();
-    const label = `${request.method} ${request.url}`;
-    const writes = this.afterWrites(context, next, [request], label, HTTP_NAMESPACE);
-    if (writes) return writes;
-    const options = this.optionsOf(context);
-    if (!options || !this.isRequestCacheable(request, options)) return next.handle();
-    // The handler sends its own response (or a stream of events): the cache could neither see nor replay it.
-    if (respondsItself(context) || this.reflector.get<unknown>(SSE_METADATA, context.getHandler())) return next.handle();
+    const http = context.switchToHttp();
+    const request = http.getRequest<CacheableRequest>();
+    const response: unknown = http.getResponse();
+    const label = () => `${request.method} ${request.url}`;
+    const plan = this.planOf(context);
+    if (plan.put || plan.evict) return this.afterWrites(plan, next, [request], label, HTTP_NAMESPACE);
+    const options = plan.cacheable;
+    if (!options || !this.isRequestCacheable(request, options) || plan.respondsItself) return next.handle();
 
     let principal: string | undefined;
     if (this.hasCredentials(request)) {
@@ -137,10 +152,13 @@ export class CacheInterceptor implements NestInterceptor {
       }
     }
 
-    const key = this.keyFor(label, () => {
-      const tracked = this.trackBy(request, options, context);
-      return tracked !== undefined && principal !== undefined ? `${tracked}|user=${principal}` : tracked;
-    });
+    let key: string | undefined;
+    try {
+      key = this.trackBy(request, options, context);
+      if (key !== undefined && principal !== undefined) key = `${key}|user=${principal}`;
+    } catch (error) {
+      this.logger.warn(`no cache key for ${label()}: ${(error as Error).message}`);
+    }
     if (key === undefined) return next.handle();
 
     const handler = new HandlerRun(next);
@@ -148,7 +166,7 @@ export class CacheInterceptor implements NestInterceptor {
       let notFound: HttpException | undefined;
       const result = await handler.call((error) => (isNotFound(error) ? (notFound = error as HttpException) : undefined));
       // Only a miss needs them: the headers the key holds, which a response may vary by.
-      const keyedHeaders = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
+      const keyedHeaders = plan.varyHeaders;
       if (notFound) {
         // A 404 is cached with its body, under the same storage rules as any response.
         return whyNotStorable(response, {}, principal !== undefined, keyedHeaders, HttpStatus.NOT_FOUND)
@@ -168,7 +186,7 @@ export class CacheInterceptor implements NestInterceptor {
 
     try {
       const namespace = this.cache.namespace(options.namespace ?? HTTP_NAMESPACE);
-      const { value, status, raw } = await namespace[LOOKUP](key, loader, options);
+      const { value, status, json } = await namespace[LOOKUP](key, loader, options);
       if (value instanceof Uncached) {
         // Not stored: only the request whose handler produced it may have it.
         setResponseHeader(response, CACHE_STATUS_HEADER, 'MISS');
@@ -179,7 +197,7 @@ export class CacheInterceptor implements NestInterceptor {
       setResponseHeader(response, CACHE_STATUS_HEADER, status);
       const body = replay(response, value);
       // A hit of a plain JSON body: its stored text goes out as it is, no second serialization.
-      if (raw !== undefined && body === value && typeof body === 'object' && body !== null) sendStoredJson(response, body, raw);
+      if (json !== undefined && body === value && typeof body === 'object' && body !== null) sendStoredJson(response, body, json);
       return of(body);
     } catch (error) {
       if (error instanceof HandlerFailure) throw error.error;
@@ -190,21 +208,24 @@ export class CacheInterceptor implements NestInterceptor {
         return from(handler.outcome);
       }
       if (error instanceof CacheTimeoutError) throw new GatewayTimeoutException(error.message);
-      this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
+      this.logger.warn(`cache failed for ${label()}, serving uncached: ${(error as Error).message}`);
       return next.handle();
     }
   }
 
   private async interceptRpc(context: ExecutionContext, next: CallHandler): Promise<Observable<unknown>> {
     const data = context.switchToRpc().getData<unknown>();
-    const label = `message ${this.patternOf(context)}`;
-    const writes = this.afterWrites(context, next, [data], label, RPC_NAMESPACE);
-    if (writes) return writes;
-    const options = this.optionsOf(context);
+    const label = () => `message ${this.patternOf(context)}`;
+    const plan = this.planOf(context);
+    if (plan.put || plan.evict) return this.afterWrites(plan, next, [data], label, RPC_NAMESPACE);
+    const options = plan.cacheable;
     if (!options) return next.handle();
-    const key = this.keyFor(label, () =>
-      typeof options.key === 'function' ? options.key(data) : (options.key ?? `${this.patternOf(context)}|${canonical(data)}`),
-    );
+    let key: string | undefined;
+    try {
+      key = typeof options.key === 'function' ? options.key(data) : (options.key ?? `${this.patternOf(context)}|${canonical(data)}`);
+    } catch (error) {
+      this.logger.warn(`no cache key for ${label()}: ${(error as Error).message}`);
+    }
     if (key === undefined) return next.handle();
     const handler = new HandlerRun(next);
     const loader = async (): Promise<unknown> => {
@@ -217,27 +238,14 @@ export class CacheInterceptor implements NestInterceptor {
     } catch (error) {
       if (error instanceof HandlerFailure) throw error.error;
       if (handler.outcome !== undefined) return from(handler.outcome);
-      this.logger.warn(`cache failed for ${label}, serving uncached: ${(error as Error).message}`);
+      this.logger.warn(`cache failed for ${label()}, serving uncached: ${(error as Error).message}`);
       return next.handle();
     }
   }
 
-  /** The key, or `undefined` (no caching for this request) when computing it fails. */
-  private keyFor(label: string, compute: () => string | undefined): string | undefined {
-    try {
-      return compute();
-    } catch (error) {
-      this.logger.warn(`no cache key for ${label}: ${(error as Error).message}`);
-      return undefined;
-    }
-  }
-
   /** `@CachePut` / `@CacheEvict`: run after the handler succeeds, with `[...args, result]`. */
-  private afterWrites(context: ExecutionContext, next: CallHandler, args: unknown[], label: string, defaultNamespace: string) {
-    const targets = [context.getHandler(), context.getClass()];
-    const put = this.reflector.getAllAndOverride<CachePutOptions | undefined>(CACHE_PUT_METADATA, targets);
-    const evict = this.reflector.getAllAndOverride<CacheEvictOptions | undefined>(CACHE_EVICT_METADATA, targets);
-    if (!put && !evict) return undefined;
+  private afterWrites(plan: HandlerPlan, next: CallHandler, args: unknown[], label: () => string, defaultNamespace: string) {
+    const { put, evict } = plan;
     return next.handle().pipe(
       mergeMap(async (result) => {
         const namespace = (name?: string) => this.cache.namespace(name ?? defaultNamespace);
@@ -245,15 +253,38 @@ export class CacheInterceptor implements NestInterceptor {
           if (put) await putFor(namespace(put.namespace), put, args, result);
           if (evict) await evictFor(namespace(evict.namespace), evict, [...args, result]);
         } catch (error) {
-          this.logger.warn(`cache update after ${label} failed: ${(error as Error).message}`);
+          this.logger.warn(`cache update after ${label()} failed: ${(error as Error).message}`);
         }
         return result;
       }),
     );
   }
 
-  private optionsOf(context: ExecutionContext): CacheableOptions | undefined {
-    return this.reflector.getAllAndOverride<CacheableOptions | undefined>(CACHEABLE_METADATA, [context.getHandler(), context.getClass()]);
+  /** The handler's plan: its decorators read on its first request. */
+  private planOf(context: ExecutionContext): HandlerPlan {
+    const type = context.getClass();
+    const handler = context.getHandler();
+    let byHandler = this.plans.get(type);
+    if (!byHandler) this.plans.set(type, (byHandler = new WeakMap()));
+    let plan = byHandler.get(handler);
+    if (!plan) byHandler.set(handler, (plan = this.readPlan(context)));
+    return plan;
+  }
+
+  private readPlan(context: ExecutionContext): HandlerPlan {
+    const type = context.getClass();
+    const handler = context.getHandler();
+    const targets = [handler, type];
+    const cacheable = this.reflector.getAllAndOverride<CacheableOptions | undefined>(CACHEABLE_METADATA, targets);
+    const version = this.reflector.getAllAndOverride<unknown>(VERSION_METADATA, targets);
+    return {
+      put: this.reflector.getAllAndOverride<CachePutOptions | undefined>(CACHE_PUT_METADATA, targets),
+      evict: this.reflector.getAllAndOverride<CacheEvictOptions | undefined>(CACHE_EVICT_METADATA, targets),
+      cacheable,
+      respondsItself: respondsItself(type, handler.name) || Boolean(this.reflector.get<unknown>(SSE_METADATA, handler)),
+      route: `${type.name}.${handler.name}${version === undefined ? '' : `@${keyPart(canonical(version))}`}`,
+      varyHeaders: [...this.config.http.varyHeaders, ...(cacheable?.varyHeaders ?? []).map((name) => name.toLowerCase())],
+    };
   }
 
   /** GET and HEAD by default. */
@@ -299,17 +330,13 @@ export class CacheInterceptor implements NestInterceptor {
   private defaultKey(request: CacheableRequest, options: CacheableOptions, context?: ExecutionContext): string {
     // A HEAD is answered from the GET's entry (RFC 9111 section 4.3.5).
     const method = request.method.toUpperCase() === 'HEAD' ? 'GET' : request.method.toUpperCase();
-    const parts = [HTTP_KEY_FORMAT, method];
-    if (context) {
-      const handler = context.getHandler();
-      const version = this.reflector.getAllAndOverride<unknown>(VERSION_METADATA, [handler, context.getClass()]);
-      parts.push(`${context.getClass().name}.${handler.name}${version === undefined ? '' : `@${keyPart(canonical(version))}`}`);
-    } else {
-      parts.push(keyPart(request.url.split('?')[0]));
-    }
+    const plan = context && this.planOf(context);
+    const parts = [HTTP_KEY_FORMAT, method, plan ? plan.route : keyPart(request.url.split('?')[0])];
     parts.push(canonicalPairs(request.hosts ?? {}));
     if (this.config.http.keyByHost) parts.push(keyPart((request.hostname ?? '').replace(/:\d+$/, '').toLowerCase()));
-    const vary = [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
+    const vary = plan
+      ? plan.varyHeaders
+      : [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
     if (vary.length) parts.push(canonicalPairs(Object.fromEntries(vary.map((name) => [name, header(request, name)]))));
     parts.push(canonicalPairs(request.params ?? {}), canonicalPairs(request.query ?? {}));
     return parts.join('|');
@@ -357,9 +384,7 @@ function replay(response: unknown, value: unknown): unknown {
 }
 
 /** `@Res()` or `@Next()` without `passthrough`: Nest leaves sending to the handler. */
-function respondsItself(context: ExecutionContext): boolean {
-  const type = context.getClass();
-  const name = context.getHandler().name;
+function respondsItself(type: Type, name: string): boolean {
   const params = (Reflect.getMetadata(ROUTE_ARGS_METADATA, type, name) ?? {}) as Record<string, unknown>;
   const takesResponse = Object.keys(params).some((id) => {
     const paramType = Number(id.split(':')[0]);

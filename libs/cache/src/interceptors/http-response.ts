@@ -1,5 +1,3 @@
-import { wireJsonOf } from '../entry/serializer.js';
-
 /** Sets a response header on Express (`setHeader`) or Fastify (`header`) alike. */
 export function setResponseHeader(response: unknown, name: string, value: string): void {
   const target = response as { setHeader?: (n: string, v: string) => void; header?: (n: string, v: string) => void };
@@ -34,20 +32,20 @@ type FastifyLikeReply = {
 };
 
 /**
- * Makes the adapter send `raw` (the stored form of `body`) as the JSON of `body`, instead of
+ * Makes the adapter send `storedJson()` (the stored JSON of `body`) as the JSON of `body`, instead of
  * serializing `body` again: on Fastify through the reply's serializer, on Express through this
  * response's `json`. Only for `body` itself: if an interceptor outside the cache hands the adapter
  * another value, that one is serialized as usual. Express apps with their own JSON settings
  * (`json replacer`, `json spaces`, `json escape`) keep the usual path.
  */
-export function sendStoredJson(response: unknown, body: object, raw: string): void {
+export function sendStoredJson(response: unknown, body: object, storedJson: () => string): void {
   const reply = response as FastifyLikeReply;
   if (typeof reply.serializer === 'function' && typeof (response as { raw?: unknown }).raw === 'object') {
     // As Fastify's own JSON path does, but for `body`; a reply serializer leaves the content type to us.
     reply.serializer((payload) => {
       if (typeof payload === 'string') return payload; // the app set a content type and sends text
       if (reply.getHeader('content-type') === undefined) reply.header('content-type', 'application/json; charset=utf-8');
-      return payload === body ? wireJsonOf(raw) : JSON.stringify(payload);
+      return payload === body ? storedJson() : JSON.stringify(payload);
     });
     return;
   }
@@ -58,6 +56,6 @@ export function sendStoredJson(response: unknown, body: object, raw: string): vo
   res.json = function (this: ExpressLikeResponse, payload: unknown) {
     if (payload !== body) return json.call(this, payload);
     if (!this.get('Content-Type')) this.set('Content-Type', 'application/json; charset=utf-8');
-    return send.call(this, wireJsonOf(raw));
+    return send.call(this, storedJson());
   };
 }

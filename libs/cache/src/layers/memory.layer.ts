@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import rfdc from 'rfdc';
 import type { L1Values } from '../cache.options.js';
 import type { EntryMeta } from '../entry/envelope.js';
-import { deepFreeze, deserializeValue } from '../entry/serializer.js';
+import { DATE_TAG, deepFreeze, deserializeValue } from '../entry/serializer.js';
 
 /**
  * An L1 entry: metadata, the value serialized (as L2 holds it), and, from its first hit, the value
@@ -14,6 +14,8 @@ export interface MemoryItem {
   meta: EntryMeta;
   raw: string;
   parsed?: unknown;
+  /** the JSON an HTTP response carries for the value (Dates as ISO text), kept from its first HTTP hit */
+  json?: string;
   /** when L1 lets the item go (`l1.maxTtl`, or the entry's own expiry if sooner) */
   until?: number;
 }
@@ -44,7 +46,8 @@ export class MemoryLayer {
       // Two bytes a UTF-16 code unit (V8 keeps most JSON in one byte a character: an upper bound),
       // and the parsed value counted as large as its text again (objects take more than their JSON,
       // strings and numbers less): an estimate, so that maxBytes bounds both forms.
-      sizeCalculation: (item, key) => (item.raw.length * 2 + key.length) * 2 + ITEM_OVERHEAD_BYTES,
+      // A value holding Dates may also keep its HTTP JSON (`json`), which differs from its text: counted too.
+      sizeCalculation: (item, key) => (item.raw.length * (item.raw.includes(DATE_TAG) ? 3 : 2) + key.length) * 2 + ITEM_OVERHEAD_BYTES,
       dispose: (item, key) => this.unindex(key, item),
     });
   }

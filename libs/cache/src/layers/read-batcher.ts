@@ -49,17 +49,13 @@ export class ReadBatcher {
     }
   }
 
+  /** Counts `command` as in flight until it settles; the caller gets `command` itself (a promise less on its way). */
   private track<T>(command: Promise<T>): Promise<T> {
     this.inFlight++;
-    return command.then(
-      (answer) => {
-        this.inFlight--;
-        return answer;
-      },
-      (error: unknown) => {
-        this.inFlight--;
-        throw error;
-      },
-    );
+    // Registered before the caller's own reaction, so it runs first: a read the caller issues
+    // next already sees the count without this command.
+    const settled = () => void this.inFlight--;
+    command.then(settled, settled);
+    return command;
   }
 }

@@ -44,17 +44,16 @@ export class RedisLayer {
    * The envelope at `id`, with its text; a value that is not an envelope is deleted and reads
    * as a miss.
    */
-  async get(id: string): Promise<{ envelope: CacheEnvelope; text: string } | undefined> {
+  get(id: string): Promise<{ envelope: CacheEnvelope; text: string } | undefined> {
+    // `then`, not `async`/`await`: the read path of every L2 hit, a promise less.
     const key = this.keys.entry(id);
-    const text = await this.guard('GET', () => this.reads.get(key), null);
-    if (text === null) return undefined;
-    const envelope = decodeEnvelope(text);
-    if (!envelope) {
+    return this.guard('GET', () => this.reads.get(key), null).then((text) => {
+      if (text === null) return undefined;
+      const envelope = decodeEnvelope(text);
+      if (envelope) return { envelope, text };
       this.logger.warn(`removed an unreadable value at ${key}`);
-      await this.guard('UNLINK', () => this.redis.unlink(key), 0);
-      return undefined;
-    }
-    return { envelope, text };
+      return this.guard('UNLINK', () => this.redis.unlink(key), 0).then(() => undefined);
+    });
   }
 
   /** Writes known truth; ends any running load's lock. `false` when Redis did not take it. */

@@ -1,7 +1,7 @@
 import { type EntryMeta, metaOf } from '../entry/envelope.js';
 import type { InvalidationMessage } from '../invalidation/invalidation-bus.js';
 import { KeyPattern } from '../keys/key-part.js';
-import { deepFreeze, encodeEnvelope, serializedValueOf, serializeValue } from '../entry/serializer.js';
+import { deepFreeze, encodeEnvelope, serializedValueOf, serializeValue, wireJsonOf } from '../entry/serializer.js';
 import { LRUCache } from 'lru-cache';
 import { DeferredInvalidations } from './deferred-invalidations.js';
 import type { MemoryItem, MemoryLayer } from './memory.layer.js';
@@ -14,8 +14,8 @@ export interface StoredValue {
   value: unknown;
   meta: EntryMeta;
   layer: CacheLayerName;
-  /** the value as stored (`serializeValue`), when the layer has it: HTTP hits send it without a parse */
-  raw?: string;
+  /** the JSON an HTTP response carries for the value (`wireJsonOf` its stored text): HTTP hits send it as it is */
+  json?: () => string;
 }
 
 interface SlidingItem extends MemoryItem {
@@ -84,7 +84,7 @@ export class TwoLevelStore {
 
   readLocal(id: string, now = Date.now()): StoredValue | undefined {
     const item = this.localItem(id, now);
-    return item && { value: this.l1!.valueOf(item), meta: item.meta, layer: 'l1', raw: item.raw };
+    return item && { value: this.l1!.valueOf(item), meta: item.meta, layer: 'l1', json: () => (item.json ??= wireJsonOf(item.raw)) };
   }
 
   /** The L1 item of `id` until its hard expiry (a sliding one is extended by the read), without its value. */
@@ -95,30 +95,40 @@ export class TwoLevelStore {
     return item;
   }
 
-  async readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
+  readRemote(id: string, now = Date.now()): Promise<StoredValue | undefined> {
     // Invalidations Redis missed run first: until they did, what L2 holds may be what they remove.
     // They run in the background; meanwhile reads answer "miss" (never a stall behind a backlog).
-    if (!this.deferred.settledNow()) return undefined;
+    if (!this.deferred.settledNow()) return Promise.resolve(undefined);
     const readAt = this.epoch;
-    const found = await this.l2.get(id);
-    if (!found) return undefined;
-    const value = found.envelope.v;
-    const meta = metaOf(found.envelope);
-    if (meta.s !== undefined) {
+    return this.l2.get(id).then((found) => {
+      if (!found) return undefined;
+      const meta = metaOf(found.envelope);
+      if (meta.s === undefined) return this.received(id, found, meta, readAt, now);
       // The key still exists in Redis, so its sliding window has not run out: extend it.
       meta.f = Math.min(now + meta.s, meta.h);
-      await this.l2.extend(id, meta.f);
-    }
+      return this.l2.extend(id, meta.f).then(() => this.received(id, found, meta, readAt, now));
+    });
+  }
+
+  /** An entry read from L2 at epoch `readAt`: answered, and promoted into L1 unless it changed since. */
+  private received(
+    id: string,
+    found: { envelope: { v: unknown }; text: string },
+    meta: EntryMeta,
+    readAt: number,
+    now: number,
+  ): StoredValue | undefined {
+    const value = found.envelope.v;
     if (now >= expiryOf(meta)) return undefined;
     const raw = serializedValueOf(found.text) ?? serializeValue(value);
-    if (!this.l1) return { value, meta, layer: 'l2', raw };
+    const json = () => wireJsonOf(raw);
+    if (!this.l1 || !this.unchangedSince(id, readAt)) return { value, meta, layer: 'l2', json };
     const item: SlidingItem = { meta, raw, l2ExpiresAt: meta.f };
-    if (!this.unchangedSince(id, readAt)) return { value, meta, layer: 'l2', raw };
     // The value just parsed becomes L1's: with frozen values the one every hit hands out (this one
     // included); with copies the template of later hits, and this caller gets a copy of it.
     item.parsed = this.l1.frozen ? deepFreeze(value) : value;
     this.setLocal(id, item, now);
-    return { value: this.l1.valueOf(item), meta, layer: 'l2', raw };
+    return { value: this.l1.valueOf(item), meta, layer: 'l2', json };
   }
 
   /** Writes known truth to both levels (and ends any running load's lease in Redis). */

@@ -20,9 +20,9 @@ export interface CacheLookup<T> {
   layer?: CacheLayerName;
 }
 
-/** A lookup with the value of a hit as the cache stores it (the HTTP interceptor sends it without parsing it again). */
+/** A lookup with the JSON of a hit's value (the HTTP interceptor sends it without serializing the value again). */
 export interface StoredLookup<T> extends CacheLookup<T> {
-  raw?: string;
+  json?: () => string;
 }
 
 /** What one `getOrSet` call brings: where, what to call, and how. */
@@ -89,10 +89,22 @@ export class LoadCoordinator {
    * is answered without another promise in between: it is the path most calls take.
    */
   getOrSet<T>(request: LoadRequest<T>): Promise<StoredLookup<T>> {
+    const found = this.find(request);
+    if (!(found instanceof Promise)) return Promise.resolve(this.counted(request.namespace, found));
+    return found.then((lookup) => this.counted(request.namespace, lookup));
+  }
+
+  /** `getOrSet`'s value alone: one promise less on the way of each call. */
+  valueOf<T>(request: LoadRequest<T>): Promise<T> {
+    const found = this.find(request);
+    if (!(found instanceof Promise)) return Promise.resolve(this.counted(request.namespace, found).value);
+    return found.then((lookup) => this.counted(request.namespace, lookup).value);
+  }
+
+  /** Steps 1 to 4 for one caller: L1, else (in the flight of this id) L2, else the load. */
+  private find<T>(request: LoadRequest<T>): StoredLookup<T> | Promise<StoredLookup<T>> {
     const local = this.store.readLocal(request.id);
-    const served = local && this.serve(request, local);
-    if (served && !(served instanceof Promise)) return Promise.resolve(this.counted(request.namespace, served));
-    return (served || this.lookupRemote(request)).then((lookup) => this.counted(request.namespace, lookup));
+    return (local && this.serve(request, local)) || this.lookupRemote(request);
   }
 
   private counted<T>(namespace: string, lookup: StoredLookup<T>): StoredLookup<T> {
@@ -104,10 +116,8 @@ export class LoadCoordinator {
 
   /** Within the in-process flight: the L2 read, then the load. */
   private lookupRemote<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
-    const resolve = async () => {
-      const remote = await this.store.readRemote(request.id);
-      return (remote && this.serve(request, remote, true)) || this.load(request, undefined);
-    };
+    const resolve = () =>
+      this.store.readRemote(request.id).then((remote) => (remote && this.serve(request, remote, true)) || this.load(request, undefined));
     return request.policy.singleFlight ? this.flights.run(request.id, resolve) : resolve();
   }
 
@@ -129,7 +139,7 @@ export class LoadCoordinator {
         this.metrics.earlyRefreshes.inc({ namespace });
         this.refreshInBackground(request, entry);
       }
-      return { value: entry.value as T, status: 'HIT', layer: entry.layer, raw: entry.raw };
+      return { value: entry.value as T, status: 'HIT', layer: entry.layer, json: entry.json };
     }
     if (!policy.staleWhileRevalidate) {
       // Grace is only a fallback here: wait for the loader, serve stale if it fails or is slow.
@@ -325,5 +335,5 @@ async function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, har
 }
 
 function staleOf<T>(entry: StoredValue): StoredLookup<T> {
-  return { value: entry.value as T, status: 'STALE', layer: entry.layer, raw: entry.raw };
+  return { value: entry.value as T, status: 'STALE', layer: entry.layer, json: entry.json };
 }

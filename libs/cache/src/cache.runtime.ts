@@ -55,24 +55,25 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     }
     const bus = this.bus;
     const breaker = new CircuitBreaker({ threshold: config.circuitBreaker.threshold, cooldownMs: config.circuitBreaker.cooldownMs });
+    const lock = new RedisLock(this.redis, this.keys, breaker);
     this.store = new TwoLevelStore(
       l1,
       new RedisLayer(this.redis, this.keys, breaker),
-      new RedisLock(this.redis, this.keys, breaker),
+      lock,
       config.l1 ? config.l1.maxTtlMs : 0,
       (message) => (bus ? bus.publish(message) : Promise.resolve()),
       { bytes: config.maxEntryBytes, tooLarge: (id, bytes) => this.entryTooLarge(id, bytes) },
     );
     this.metrics = new CacheMetrics(config.metricsRegistry ?? new Registry(), () => this.l1Size(), this.redis);
-    this.loads = new LoadCoordinator(this.store, this.metrics);
-    this.redis.on('ready', () => void this.store.deferred.flush());
+    this.loads = new LoadCoordinator(this.store, lock, this.metrics);
+    this.redis.on('ready', () => this.store.retryMissed());
   }
 
   async onModuleInit(): Promise<void> {
     const connected = this.ownsRedis ? await this.connect() : true;
     // After the connection: a cluster's nodes are known by then (the bus listens on one of them).
     // Redis away: the subscription comes when it answers, start-up does not wait for it.
-    await this.bus?.start(this.store.l1 !== undefined, connected ? this.config.connectTimeoutMs : 0);
+    await this.bus?.start(this.store.hasLocal, connected ? this.config.connectTimeoutMs : 0);
   }
 
   /** Whether the owned connection is up within the connect timeout. */
@@ -88,7 +89,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    this.store.deferred.stop();
+    this.store.stop();
     await this.bus?.stop();
     if (!this.ownsRedis) return;
     if (this.redis.status === 'ready') await this.redis.quit().catch(() => this.redis.disconnect());
@@ -132,7 +133,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
   }
 
   l1Size(): { entries: number; bytes: number } {
-    return { entries: this.store.l1?.size ?? 0, bytes: this.store.l1?.bytes ?? 0 };
+    return this.store.localSize();
   }
 
   stats(): Promise<CacheStats> {

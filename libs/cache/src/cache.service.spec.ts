@@ -275,7 +275,7 @@ describe('CacheService against Redis', () => {
     await cache.set('first', 'one', { ttl: '10s' });
     await cache.set('second', 'two', { ttl: '10s' });
     await cache.set('third', 'three', { ttl: '10s' });
-    expect(runtime.store.l1?.size).toBe(2);
+    expect(runtime.store.localSize().entries).toBe(2);
     expect(runtime.store.readLocal('default:first')).toBeUndefined();
     let loads = 0;
     const lookup = await cache.getOrSetWithStatus('first', () => {
@@ -290,13 +290,28 @@ describe('CacheService against Redis', () => {
     expect(promoted!.meta.h - Date.now()).toBeGreaterThan(8_000);
   });
 
+  it("keeps a load's value out of L1 when the key is deleted while the answer to its L2 write is on its way", async () => {
+    const cache = await createCache();
+    const runtime = runtimeOf(cache);
+    const l2 = runtime.store['l2'];
+    const setIfLocked = l2.setIfLocked.bind(l2);
+    l2.setIfLocked = async (...args: Parameters<typeof setIfLocked>) => {
+      const landed = await setIfLocked(...args);
+      await cache.delete('on-its-way'); // Redis took the value; the delete comes before its answer is handled
+      return landed;
+    };
+    expect(await cache.getOrSet('on-its-way', () => 'loaded')).toBe('loaded');
+    expect(runtime.store.readLocal('default:on-its-way')).toBeUndefined();
+    expect(await cache.get('on-its-way')).toBeUndefined();
+  });
+
   it('never lets an L2 read already on its way put a just-deleted or overwritten value back into L1', async () => {
     const cache = await createCache();
     const runtime = runtimeOf(cache);
     for (let round = 0; round < 20; round++) {
       const key = `race-l1:${round}`;
       await cache.set(key, 'old');
-      runtime.store.l1?.delete(`default:${key}`); // only L2 holds it now
+      runtime.store.clearLocal(); // only L2 holds it now
       const reading = cache.get(key); // its GET goes out first...
       if (round % 2 === 0)
         await cache.delete(key); // ...then the delete, or a newer write
@@ -311,8 +326,8 @@ describe('CacheService against Redis', () => {
     const cache = await createCache({ l1: { maxItems: 1000, maxBytes: 20_000 } });
     const runtime = runtimeOf(cache);
     for (let i = 0; i < 50; i++) await cache.set(`big${i}`, 'x'.repeat(1000));
-    expect(runtime.store.l1!.bytes).toBeLessThanOrEqual(20_000);
-    expect(runtime.store.l1!.size).toBeLessThan(50);
+    expect(runtime.store.localSize().bytes).toBeLessThanOrEqual(20_000);
+    expect(runtime.store.localSize().entries).toBeLessThan(50);
     expect(await cache.get('big0')).toBe('x'.repeat(1000)); // still in L2
   });
 

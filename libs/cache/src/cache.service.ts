@@ -88,7 +88,7 @@ export class CacheNamespace {
     const id = this.id(key);
     this.runtime.loads.inflight.invalidate([id]);
     const meta = this.metaFor(value, this.policyFor(options), Date.now(), 0);
-    if (meta) await this.runtime.store.write(id, value ?? null, meta);
+    if (meta) await this.runtime.store.write(id, value ?? null, meta, { as: 'known' });
     else await this.runtime.store.delete([id]);
   }
 
@@ -114,7 +114,7 @@ export class CacheNamespace {
       await this.runtime.store.delete([id]);
       return value;
     }
-    await this.runtime.store.writeVersioned(id, value, { ...meta, g: options.version(value) }, now);
+    await this.runtime.store.write(id, value, { ...meta, g: options.version(value) }, { as: 'version' }, now);
     return value;
   }
 
@@ -279,7 +279,7 @@ export class CacheNamespace {
       tombstonePrefix: this.runtime.keys.hashTombstonePrefix(this.name),
       io: {
         // Invalidations Redis missed run before any hash command: until then the hashes may be stale.
-        run: (command, run, fallback) => (store.deferred.settledNow() ? store.l2.run(command, run, fallback) : Promise.resolve(fallback)),
+        run: (command, run, fallback) => store.runOnRedis(command, run, fallback),
         lost: (id) => void store.deleteHashes(this.name, [id]),
       },
     });

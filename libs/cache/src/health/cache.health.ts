@@ -37,14 +37,15 @@ export class CacheHealthIndicator {
 
   async isHealthy<const Key extends string = 'cache'>(key: Key = 'cache' as Key, options: CacheHealthOptions = {}) {
     const redis = (await this.ping(options.timeoutMs ?? 250)) ? 'up' : 'down';
-    const { bus, store } = this.runtime;
+    const { bus } = this.runtime;
+    const local = this.runtime.l1Size();
     const busState: CacheBusState = bus ? (bus.up ? 'up' : 'down') : 'off';
     const degraded = redis === 'down' || busState === 'down';
     const details: CacheHealthDetails = {
       redis,
       bus: busState,
-      l1Entries: store.l1?.size ?? 0,
-      l1Bytes: store.l1?.bytes ?? 0,
+      l1Entries: local.entries,
+      l1Bytes: local.bytes,
       degraded,
     };
     if (degraded)

@@ -7,7 +7,7 @@ import { CdcHealthIndicator } from './cdc.health.js';
 // The runtime's Redis client is replaced by a stub: what is under test is how the indicator maps
 // answers, failures and silence to a report (the e2e specs kill a real Redis).
 const runtimeWith = (ping: () => Promise<string>, bus?: { up: boolean }, l1 = { size: 3, bytes: 300 }) =>
-  ({ redis: { ping }, bus, store: { l1 } }) as unknown as CacheRuntime;
+  ({ redis: { ping }, bus, l1Size: () => ({ entries: l1.size, bytes: l1.bytes }) }) as unknown as CacheRuntime;
 
 describe('CacheHealthIndicator', () => {
   const health = new HealthIndicatorService();

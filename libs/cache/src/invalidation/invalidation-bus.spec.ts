@@ -38,7 +38,7 @@ describe('L1 coherence across instances over the bus', () => {
     await waitFor(
       async () => {
         for (const key of ['u:1', 'u:2', 'p:3']) await users(b).get(key);
-        return b.runtime.store.l1?.size === 3;
+        return b.runtime.store.localSize().entries === 3;
       },
       { what: "B's L1 copies" },
     );
@@ -49,7 +49,7 @@ describe('L1 coherence across instances over the bus', () => {
     await waitFor(() => inL1(b.runtime, 'users:u:2') === undefined, { what: 'the tag invalidation on B' });
     await users(a).invalidatePattern(glob`p:*`);
     await waitFor(() => inL1(b.runtime, 'users:p:3') === undefined, { what: 'the pattern invalidation on B' });
-    expect(b.runtime.store.l1?.size).toBe(0);
+    expect(b.runtime.store.localSize().entries).toBe(0);
   });
 
   it('clears L1 when the bus connection comes back, as messages may have been lost', async () => {

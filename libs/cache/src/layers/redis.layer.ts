@@ -129,9 +129,9 @@ export class RedisLayer {
    * Fills the entry from a load: `true` if it landed, `false` if an invalidation or a newer
    * write came first, `undefined` if Redis failed. The tags are checked and indexed first, each in
    * its own slot (index-tag-2.lua), then the entry lands if the load still holds its lock
-   * (set-leased-2.lua): an invalidation of a tag in between deletes that lock.
+   * (set-if-locked-2.lua): an invalidation of a tag in between deletes that lock.
    */
-  async setLeased(id: string, payload: string, ttlMs: number, tagIds: readonly string[], lock: Lock): Promise<boolean | undefined> {
+  async setIfLocked(id: string, payload: string, ttlMs: number, tagIds: readonly string[], lock: Lock): Promise<boolean | undefined> {
     const keys = [this.keys.entry(id), this.keys.lock(id)];
     const landed = await this.guard(
       'SET',
@@ -140,7 +140,7 @@ export class RedisLayer {
           await SCRIPTS.releaseLock.run(this.redis, [this.keys.lock(id)], [lock.token]);
           return 0;
         }
-        return SCRIPTS.setLeased.run(this.redis, keys, [payload, Math.max(ttlMs, 1), lock.token]);
+        return SCRIPTS.setIfLocked.run(this.redis, keys, [payload, Math.max(ttlMs, 1), lock.token]);
       },
       undefined,
     );

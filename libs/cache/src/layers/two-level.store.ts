@@ -10,6 +10,9 @@ import type { RedisLayer } from './redis.layer.js';
 
 export type CacheLayerName = 'l1' | 'l2';
 
+/** What a write is (see `TwoLevelStore.write`). */
+export type WriteKind = { as: 'known' } | { as: 'version' } | { as: 'load'; lock: Lock | undefined };
+
 export interface StoredValue {
   value: unknown;
   meta: EntryMeta;
@@ -30,7 +33,7 @@ interface SlidingItem extends MemoryItem {
  */
 export class TwoLevelStore {
   /** L2 invalidations that failed because Redis was down, run again when it answers */
-  readonly deferred = new DeferredInvalidations(
+  private readonly deferred = new DeferredInvalidations(
     () => this.l2.redis.status === 'ready',
     () => this.clearLocal(),
   );
@@ -59,9 +62,9 @@ export class TwoLevelStore {
   }
 
   constructor(
-    readonly l1: MemoryLayer | undefined,
-    readonly l2: RedisLayer,
-    readonly lock: RedisLock,
+    private readonly l1: MemoryLayer | undefined,
+    private readonly l2: RedisLayer,
+    private readonly lock: RedisLock,
     private readonly l1MaxTtlMs: number,
     private readonly announce: (message: InvalidationMessage) => Promise<void> = async () => undefined,
     /** values whose serialized form is larger are served but never stored; `tooLarge` is told */
@@ -80,6 +83,20 @@ export class TwoLevelStore {
     if (bytes <= this.maxEntry.bytes) return raw;
     this.maxEntry.tooLarge(id, bytes);
     return undefined;
+  }
+
+  /** Whether this process keeps an L1. */
+  get hasLocal(): boolean {
+    return this.l1 !== undefined;
+  }
+
+  localSize(): { entries: number; bytes: number } {
+    return { entries: this.l1?.size ?? 0, bytes: this.l1?.bytes ?? 0 };
+  }
+
+  /** What an L1 hit on `item` (from `localItem`) hands out. */
+  localValueOf(item: MemoryItem): unknown {
+    return this.l1!.valueOf(item);
   }
 
   readLocal(id: string, now = Date.now()): StoredValue | undefined {
@@ -131,80 +148,73 @@ export class TwoLevelStore {
     return { value: this.l1.valueOf(item), meta, layer: 'l2', json };
   }
 
-  /** Writes known truth to both levels (and ends any running load's lease in Redis). */
-  async write(id: string, value: unknown, meta: EntryMeta, now = Date.now()): Promise<void> {
-    const raw = this.serializeWithin(id, value);
-    // Too large to store: the older value must not stay in its place.
-    if (raw === undefined) return void (await this.delete([id]));
-    this.changed(id);
-    this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
-    if (!(await this.l2.set(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t))) this.deferDelete([id]);
-    this.tell({ ids: [id] });
-  }
-
   /**
-   * Writes a loaded value if its load still holds `lease` (no invalidation or newer write came
-   * first). Without a lease (Redis was down when the load started) only L1 is written.
-   * Answers whether the value landed.
+   * The one write path, in both levels. `known`: known truth (a `set`), which ends any running
+   * load's lock; `version`: a committed row version (write-through, `meta.g`), which lands only if
+   * no newer one is there or was committed; `load`: a loaded value, which lands only while its load
+   * holds `lock` (no invalidation or newer write came first; without a lock, Redis was down when
+   * the load started: L1 only). Answers whether the value landed.
    */
-  async writeLoaded(id: string, value: unknown, meta: EntryMeta, lease: Lock | undefined, now = Date.now()): Promise<boolean> {
+  async write(id: string, value: unknown, meta: EntryMeta, how: WriteKind, now = Date.now()): Promise<boolean> {
     const raw = this.serializeWithin(id, value);
     if (raw === undefined) {
-      if (lease) await this.lock.release(id, lease.token);
+      // Too large to store: nothing older may stay in its place, and a load gives its lock back.
+      if (how.as === 'known') await this.delete([id]);
+      else if (how.as === 'version') await this.evictOlder(new Map([[id, meta.g as number]]));
+      else if (how.lock) await this.lock.release(id, how.lock.token);
       return false;
     }
-    let filledL2 = false;
     const sentAt = this.epoch;
-    if (lease) {
-      const landed = await this.l2.setLeased(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], lease);
-      if (landed === false) return false;
-      filledL2 = landed === true;
-    }
-    // A change of this id while the fill was on its way (a delete, a write) keeps it out of L1.
-    if (this.unchangedSince(id, sentAt)) {
-      this.changed(id);
-      this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
-    }
-    if (filledL2) this.tell({ filled: [id] });
-    return true;
-  }
-
-  /**
-   * Writes a committed row version (write-through). `'older'`: a newer version is already
-   * there (or was committed), nothing changed; `'failed'`: Redis did not answer, the caller must make sure
-   * the old L2 value goes (L1 holds the new one).
-   */
-  async writeVersioned(
-    id: string,
-    value: unknown,
-    meta: EntryMeta & { g: number },
-    now = Date.now(),
-  ): Promise<'written' | 'older' | 'unknown' | 'failed' | 'too-large'> {
-    const raw = this.serializeWithin(id, value);
-    if (raw === undefined) {
-      // The committed row is newer than what is cached: the cached copy goes (and the version
-      // floor rises, so an older write-through cannot land after it); readers load it.
-      await this.evictOlder(new Map([[id, meta.g]]));
-      return 'too-large';
-    }
-    const landed = await this.l2.setVersioned(id, encodeEnvelope(meta, raw), expiryOf(meta) - now, meta.t ?? [], meta.g);
-    if (landed === 'older') return 'older';
+    // Known truth is in this process's L1 before Redis answers: a read here sees it at once.
+    if (how.as === 'known') this.fillLocal(id, meta, raw, now);
+    const landed = await this.writeRemote(id, meta, raw, how, now);
+    if (landed === 'refused') return false;
     if (landed === 'unknown') {
       // Redis knew nothing of the key (never cached, or evicted with its floor): no value was
       // written there, so no copy here or elsewhere may keep an older one either.
       this.deleteLocal([id]);
       this.tell({ ids: [id] });
-      return 'unknown';
+      return false;
     }
+    // A load's value stays out of L1 if this id changed while it was on its way (a delete, a write).
+    if (how.as === 'version' || (how.as === 'load' && this.unchangedSince(id, sentAt))) this.fillLocal(id, meta, raw, now);
+    // What Redis did not take is deleted there once it answers (L1 holds the new value meanwhile).
+    if (landed === 'failed' && how.as !== 'load') this.deferDelete([id]);
+    if (how.as !== 'load') this.tell({ ids: [id] });
+    else if (landed === 'written') this.tell({ filled: [id] });
+    return true;
+  }
+
+  /** The L2 half of `write`: `skipped` for a load without a lock, `failed` if Redis did not answer. */
+  private async writeRemote(
+    id: string,
+    meta: EntryMeta,
+    raw: string,
+    how: WriteKind,
+    now: number,
+  ): Promise<'written' | 'refused' | 'unknown' | 'failed' | 'skipped'> {
+    const payload = encodeEnvelope(meta, raw);
+    const ttlMs = expiryOf(meta) - now;
+    const tagIds = meta.t ?? [];
+    switch (how.as) {
+      case 'known':
+        return (await this.l2.set(id, payload, ttlMs, tagIds)) ? 'written' : 'failed';
+      case 'version': {
+        const landed = await this.l2.setVersioned(id, payload, ttlMs, tagIds, meta.g as number);
+        return landed === 'older' ? 'refused' : (landed ?? 'failed');
+      }
+      case 'load': {
+        if (!how.lock) return 'skipped';
+        const landed = await this.l2.setIfLocked(id, payload, ttlMs, tagIds, how.lock);
+        return landed === undefined ? 'failed' : landed ? 'written' : 'refused';
+      }
+    }
+  }
+
+  private fillLocal(id: string, meta: EntryMeta, raw: string, now: number): void {
+    if (!this.l1) return;
     this.changed(id);
     this.setLocal(id, { meta, raw, l2ExpiresAt: meta.f } as SlidingItem, now);
-    if (landed === undefined) {
-      // The committed value is in L1; the old one in L2 must go as soon as Redis is back.
-      this.deferDelete([id]);
-      return 'failed';
-    }
-    this.tell({ ids: [id] });
-    return 'written';
   }
 
   /** Answers how many entries went from L2 (0 while Redis is down: the delete then waits for it). */
@@ -299,6 +309,33 @@ export class TwoLevelStore {
       this.tell({ ids: [...ids] });
       return true;
     });
+  }
+
+  /**
+   * Runs a Redis command of a structure on this store's Redis (`hash()`): behind its circuit
+   * breaker, and only once the invalidations Redis missed have run (until then it may be stale).
+   */
+  runOnRedis<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
+    return this.deferred.settledNow() ? this.l2.run(command, run, fallback) : Promise.resolve(fallback);
+  }
+
+  /** Runs the invalidations Redis missed (when it is back). */
+  retryMissed(): void {
+    void this.deferred.flush();
+  }
+
+  /** How many invalidations wait for Redis. */
+  get missedCount(): number {
+    return this.deferred.size;
+  }
+
+  /** Whether Redis is skipped for now (its circuit breaker is open). */
+  get redisSkipped(): boolean {
+    return this.l2.breakerOpen;
+  }
+
+  stop(): void {
+    this.deferred.stop();
   }
 
   /** Another instance changed (or filled) these: drop our L1 copies. */

@@ -37,7 +37,7 @@ export const SCRIPTS = {
   set: new RedisScript('set-2'),
   setVersioned: new RedisScript('set-versioned-3'),
   evictOlder: new RedisScript('evict-older'),
-  setLeased: new RedisScript('set-leased-2'),
+  setIfLocked: new RedisScript('set-if-locked-2'),
   indexTag: new RedisScript('index-tag-2'),
   armTag: new RedisScript('arm-tag-1'),
   stampTag: new RedisScript('stamp-tag-1'),

@@ -1,13 +1,14 @@
 import { HttpException, Logger } from '@nestjs/common';
 import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { bounded } from '../bounded.js';
 import { CacheTimeoutError } from '../cache.errors.js';
 import { type CachePolicy, DEFAULT_LOCK_TTL_MS } from '../cache.policy.js';
 import type { EntryMeta } from '../entry/envelope.js';
-import type { Lock } from './redis-lock.js';
+import type { Lock, RedisLock } from './redis-lock.js';
 import { type CacheLayerName, expiryOf, type StoredValue, type TwoLevelStore } from '../layers/two-level.store.js';
 import type { CacheMetrics } from '../metrics/cache.metrics.js';
-import { InflightLoads } from './inflight-loads.js';
+import { type InflightLoad, InflightLoads } from './inflight-loads.js';
 import { SingleFlight } from './single-flight.js';
 import { shouldRefreshEarly } from './xfetch.js';
 
@@ -40,19 +41,35 @@ const LOCK_POLL_MIN_MS = 5;
 const LOCK_POLL_MAX_MS = 50;
 const WARN_INTERVAL_MS = 10_000;
 const MAX_BACKOFFS = 10_000;
-/** a hung loader keeps its lease for at most this many lock TTLs */
-const MAX_LEASE_EXTENSIONS = 30;
+/** a hung loader keeps its lock for at most this many lock TTLs */
+const MAX_LOCK_EXTENSIONS = 30;
 
 class SoftTimeout {}
 
 /** What `freshLocal` answers when the read path has more to do than hand out an L1 value. */
 export const NOT_FRESH_IN_L1 = Symbol('not fresh in L1');
 
+/** How an entry found in L1 or L2 is answered (steps 2 and 3), decided before anything is done. */
+type Decision =
+  /** fresh: served; `refreshEarly`: an XFetch roll also starts a background refresh */
+  | { serve: 'hit'; refreshEarly: boolean }
+  /** stale within grace: served now; `refresh`: a background refresh starts (not while fail-safe backs off) */
+  | { serve: 'stale'; refresh: boolean }
+  /** stale within grace without stale-while-revalidate: the loader is waited for, stale is its fallback */
+  | { serve: 'load' };
+
 /**
- * The read path of DESIGN.md section 3: fresh hits (with XFetch early refresh), stale within
- * grace (stale-while-revalidate, fail-safe), and misses coalesced in the process (single-flight)
- * and across processes (a Redis lease with an owner token: one loader, the others wait for its
- * value). Only the lease holder's value is stored, and only if no invalidation came first.
+ * The read path of DESIGN.md section 3, in its steps:
+ * 1. L1, then L2 (in the flight of the id: concurrent misses in this process read and load once);
+ * 2. a fresh entry is a hit (XFetch may refresh it early in the background);
+ * 3. a stale one within grace is served at once and refreshed in the background
+ *    (stale-while-revalidate), or is the fallback of a load;
+ * 4. a miss takes the Redis lock (one loader across processes, the others wait for its value);
+ * 5. the loader runs under timeouts; if it fails, a stale value is served (fail-safe) and the
+ *    loader backs off;
+ * 6. its value lands only while its lock holds: a delete, a newer write or a tag invalidation
+ *    since the load started keeps it out.
+ * `decide` says what an entry calls for; the other methods carry it out.
  */
 export class LoadCoordinator {
   private readonly logger = new Logger('CacheLoad');
@@ -68,12 +85,15 @@ export class LoadCoordinator {
 
   constructor(
     private readonly store: TwoLevelStore,
+    private readonly lock: RedisLock,
     private readonly metrics: CacheMetrics,
   ) {}
 
+  // Step 1: L1, then L2 ---------------------------------------------------------------------------
+
   /**
-   * Step 1 for the path most calls take: the value of a fresh L1 hit (counted), or `NOT_FRESH_IN_L1`
-   * when anything else may have to happen (L2, a load, a stale entry, an XFetch roll: `getOrSet`).
+   * The path most calls take: the value of a fresh L1 hit (counted), or `NOT_FRESH_IN_L1` when
+   * anything else may have to happen (L2, a load, a stale entry, an XFetch roll: `getOrSet`).
    */
   freshLocal(namespace: string, id: string, policy: CachePolicy): unknown {
     if (policy.xfetchBeta > 0) return NOT_FRESH_IN_L1;
@@ -81,12 +101,12 @@ export class LoadCoordinator {
     const item = this.store.localItem(id, now);
     if (!item || now >= item.meta.f) return NOT_FRESH_IN_L1;
     this.metrics.hit(namespace, 'l1');
-    return this.store.l1!.valueOf(item);
+    return this.store.localValueOf(item);
   }
 
   /**
    * One lookup: counted once, by how it was answered (hit per layer, miss, stale). A fresh L1 hit
-   * is answered without another promise in between: it is the path most calls take.
+   * is answered without another promise in between.
    */
   getOrSet<T>(request: LoadRequest<T>): Promise<StoredLookup<T>> {
     const found = this.find(request);
@@ -101,10 +121,19 @@ export class LoadCoordinator {
     return found.then((lookup) => this.counted(request.namespace, lookup).value);
   }
 
-  /** Steps 1 to 4 for one caller: L1, else (in the flight of this id) L2, else the load. */
   private find<T>(request: LoadRequest<T>): StoredLookup<T> | Promise<StoredLookup<T>> {
     const local = this.store.readLocal(request.id);
-    return (local && this.serve(request, local)) || this.lookupRemote(request);
+    const decision = local && this.decide(request, local);
+    if (decision) return this.answer(request, local!, decision, false);
+    return request.policy.singleFlight ? this.flights.run(request.id, () => this.findRemote(request)) : this.findRemote(request);
+  }
+
+  /** Within the in-process flight of the id: the L2 read, then the load. */
+  private findRemote<T>(request: LoadRequest<T>): Promise<StoredLookup<T>> {
+    return this.store.readRemote(request.id).then((remote) => {
+      const decision = remote && this.decide(request, remote);
+      return decision ? this.answer(request, remote!, decision, true) : this.load(request, undefined);
+    });
   }
 
   private counted<T>(namespace: string, lookup: StoredLookup<T>): StoredLookup<T> {
@@ -114,41 +143,42 @@ export class LoadCoordinator {
     return lookup;
   }
 
-  /** Within the in-process flight: the L2 read, then the load. */
-  private lookupRemote<T>(request: LoadRequest<T>): Promise<CacheLookup<T>> {
-    const resolve = () =>
-      this.store.readRemote(request.id).then((remote) => (remote && this.serve(request, remote, true)) || this.load(request, undefined));
-    return request.policy.singleFlight ? this.flights.run(request.id, resolve) : resolve();
-  }
+  // Steps 2 and 3: fresh, or stale within grace ---------------------------------------------------
 
-  /** Wakes the lock waiters of these ids: their value is in L2 now. */
-  notifyFilled(ids: readonly string[]): void {
-    for (const id of ids) for (const wake of [...(this.fillWaiters.get(id) ?? [])]) wake();
-  }
-
-  /**
-   * An entry fresh, or stale within grace; `undefined` if it expired since it was read (the
-   * caller treats it as a miss). `inFlight`: the caller already runs inside this id's flight.
-   */
-  private serve<T>(request: LoadRequest<T>, entry: StoredValue, inFlight = false): StoredLookup<T> | Promise<StoredLookup<T>> | undefined {
-    const { namespace, policy } = request;
-    const now = Date.now();
+  /** What `entry` calls for; `undefined` once it is past its expiry (read as a miss). */
+  private decide(request: Pick<LoadRequest<unknown>, 'id' | 'policy'>, entry: StoredValue, now = Date.now()): Decision | undefined {
+    const { policy } = request;
     if (now >= expiryOf(entry.meta)) return undefined;
     if (now < entry.meta.f) {
-      if (shouldRefreshEarly(entry.meta, policy.xfetchBeta, now) && this.refreshAllowed(request.id, now)) {
-        this.metrics.earlyRefreshes.inc({ namespace });
-        this.refreshInBackground(request, entry);
+      return { serve: 'hit', refreshEarly: shouldRefreshEarly(entry.meta, policy.xfetchBeta, now) && this.loaderAllowed(request.id, now) };
+    }
+    // Grace without stale-while-revalidate is only a fallback: wait for the loader, serve stale if it fails or is slow.
+    if (!policy.staleWhileRevalidate) return this.loaderAllowed(request.id, now) ? { serve: 'load' } : { serve: 'stale', refresh: false };
+    return { serve: 'stale', refresh: this.loaderAllowed(request.id, now) };
+  }
+
+  /** Carries out a decision. `inFlight`: the caller already runs inside this id's flight. */
+  private answer<T>(
+    request: LoadRequest<T>,
+    entry: StoredValue,
+    decision: Decision,
+    inFlight: boolean,
+  ): StoredLookup<T> | Promise<StoredLookup<T>> {
+    switch (decision.serve) {
+      case 'hit':
+        if (decision.refreshEarly) {
+          this.metrics.earlyRefreshes.inc({ namespace: request.namespace });
+          this.refreshInBackground(request, entry);
+        }
+        return lookupOf(entry, 'HIT');
+      case 'stale':
+        if (decision.refresh) this.refreshInBackground(request, entry);
+        return lookupOf(entry, 'STALE');
+      case 'load': {
+        const load = () => this.load(request, entry);
+        return request.policy.singleFlight && !inFlight ? this.flights.run(request.id, load) : load();
       }
-      return { value: entry.value as T, status: 'HIT', layer: entry.layer, json: entry.json };
     }
-    if (!policy.staleWhileRevalidate) {
-      // Grace is only a fallback here: wait for the loader, serve stale if it fails or is slow.
-      if (!this.refreshAllowed(request.id, now)) return staleOf(entry);
-      const load = () => this.load(request, entry);
-      return policy.singleFlight && !inFlight ? this.flights.run(request.id, load) : load();
-    }
-    if (this.refreshAllowed(request.id, now)) this.refreshInBackground(request, entry);
-    return staleOf(entry);
   }
 
   private refreshInBackground<T>(request: LoadRequest<T>, current: StoredValue): void {
@@ -157,102 +187,55 @@ export class LoadCoordinator {
       .catch((error: unknown) => this.warn(`background refresh of ${request.id} failed: ${(error as Error).message}`));
   }
 
+  /** Fail-safe's back-off: whether the loader of `id` may be called now. */
+  private loaderAllowed(id: string, now: number): boolean {
+    const until = this.backoffUntil.get(id);
+    if (until === undefined) return true;
+    if (now < until) return false;
+    this.backoffUntil.delete(id);
+    return true;
+  }
+
+  // Step 4: a miss takes the lock, or waits for the process that holds it ------------------------
+
   /**
-   * Calls the loader under the lease, or waits for the process that holds it. `stale` is what
-   * may be served instead; `background` refreshes never wait for another process.
+   * Loads under the lock, or waits for the process that holds it. `stale` is what may be served
+   * instead; `background` refreshes never wait for another process.
    */
-  private async load<T>(request: LoadRequest<T>, stale: StoredValue | undefined, background = false): Promise<CacheLookup<T>> {
+  private async load<T>(request: LoadRequest<T>, stale: StoredValue | undefined, background = false): Promise<StoredLookup<T>> {
     const { id, policy } = request;
     const token = randomBytes(16).toString('hex');
     const lockTtlMs = policy.lock ? policy.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
-    let lease: Lock | undefined;
-    const attempt = await this.store.lock.acquire(id, token, lockTtlMs, tagIdsKnownBefore(request));
-    if (attempt?.acquired) lease = { token, startedAt: attempt.startedAt, armedTags: attempt.armedTags };
+    let lock: Lock | undefined;
+    const attempt = await this.lock.acquire(id, token, lockTtlMs, tagIdsKnownBefore(request));
+    if (attempt?.acquired) lock = { token, startedAt: attempt.startedAt, armedTags: attempt.armedTags };
     else if (attempt) {
       // Another process is loading this key.
-      if (background) return staleOf(stale as StoredValue);
+      if (background) return lookupOf(stale as StoredValue, 'STALE');
       if (policy.lock) {
         const waited = await this.waitForOtherLoad(request, token);
         if ('value' in waited) return waited.value;
-        lease = waited.lease;
-        if (!lease && stale) return staleOf(stale);
+        lock = waited.lock;
+        if (!lock && stale) return lookupOf(stale, 'STALE');
       }
     }
-    if (lease) {
+    if (lock) {
       // The previous holder may have filled the entry between our read and our lock
       // (for a refresh: with a value newer than the one being refreshed).
       const filled = await this.store.readRemote(id);
       if (filled && Date.now() < filled.meta.f && filled.meta.c > (stale?.meta.c ?? -1)) {
-        await this.store.lock.release(id, token);
+        await this.lock.release(id, token);
         return { value: filled.value as T, status: 'MISS' };
       }
     }
-
-    const task = this.runLoader(request, lease, lockTtlMs);
-    task.catch(() => undefined); // the caller may stop waiting (timeouts); the load still ends cleanly
-    try {
-      const value = await withTimeouts(task, stale ? policy.softTimeoutMs : undefined, policy.hardTimeoutMs, id);
-      return { value, status: 'MISS' };
-    } catch (error) {
-      if (!stale) throw error;
-      if (!isFailure(error)) {
-        // The source answered (a 403, a 404): the stale value no longer holds, so it goes.
-        await this.store.delete([id]);
-        throw error;
-      }
-      if (this.backoffUntil.size >= MAX_BACKOFFS) this.backoffUntil.clear(); // bounded: forgetting one only allows an early retry
-      this.backoffUntil.set(id, Date.now() + policy.failSafeBackoffMs);
-      if (!(error instanceof SoftTimeout)) this.warn(`loader for ${id} failed, serving stale: ${(error as Error).message}`);
-      return staleOf(stale);
-    }
-  }
-
-  /** Runs the loader once, keeps the lease alive meanwhile, and stores the value if it may land. */
-  private async runLoader<T>(request: LoadRequest<T>, lease: Lock | undefined, lockTtlMs: number): Promise<T> {
-    const { id, namespace } = request;
-    const inflight = this.inflight.begin(id);
-    let extensions = 0;
-    const keepAlive = lease
-      ? setInterval(
-          () => {
-            // A loader that hangs must not hold the key's lock forever.
-            if (++extensions <= MAX_LEASE_EXTENSIONS) void this.store.lock.extend(id, lease.token, lockTtlMs);
-          },
-          Math.floor(lockTtlMs / 3),
-        )
-      : undefined;
-    const started = performance.now();
-    try {
-      let value: T;
-      try {
-        value = await request.loader();
-      } catch (error) {
-        this.metrics.load(namespace, 'error', (performance.now() - started) / 1000);
-        throw error;
-      }
-      const loadMs = performance.now() - started;
-      this.metrics.load(namespace, 'success', loadMs / 1000);
-      this.backoffUntil.delete(id);
-      const now = Date.now();
-      const meta = request.metaFor(value, now, loadMs);
-      if (meta && !this.inflight.isInvalidated(inflight, meta.t)) {
-        if (await this.store.writeLoaded(id, value ?? null, meta, lease, now)) this.notifyFilled([id]);
-      } else if (lease) await this.store.lock.release(id, lease.token);
-      return value;
-    } catch (error) {
-      if (lease) await this.store.lock.release(id, lease.token);
-      throw error;
-    } finally {
-      clearInterval(keepAlive);
-      this.inflight.end(inflight);
-    }
+    return this.loadOrFallBack(request, lock, lockTtlMs, stale);
   }
 
   /**
    * Waits (bounded by `lock.wait`) until the lock holder's value appears, or the lock is free
    * (its holder finished without storing, or crashed and its TTL ran out) and we take it.
    */
-  private async waitForOtherLoad<T>(request: LoadRequest<T>, token: string): Promise<{ value: CacheLookup<T> } | { lease?: Lock }> {
+  private async waitForOtherLoad<T>(request: LoadRequest<T>, token: string): Promise<{ value: CacheLookup<T> } | { lock?: Lock }> {
     const { id, namespace, policy } = request;
     if (policy.lock === false) return {};
     this.metrics.lockWaits.inc({ namespace });
@@ -264,11 +247,16 @@ export class LoadCoordinator {
       const found = await this.store.readRemote(id);
       // The value of someone else's load: a MISS for this caller, like single-flight joiners.
       if (found && Date.now() < found.meta.f) return { value: { value: found.value as T, status: 'MISS' } };
-      const attempt = await this.store.lock.acquire(id, token, policy.lock.ttlMs, tagIdsKnownBefore(request));
-      if (!attempt) return {}; // Redis went away: load without a lease
-      if (attempt.acquired) return { lease: { token, startedAt: attempt.startedAt, armedTags: attempt.armedTags } };
+      const attempt = await this.lock.acquire(id, token, policy.lock.ttlMs, tagIdsKnownBefore(request));
+      if (!attempt) return {}; // Redis went away: load without the lock
+      if (attempt.acquired) return { lock: { token, startedAt: attempt.startedAt, armedTags: attempt.armedTags } };
     }
     return {};
+  }
+
+  /** Wakes the lock waiters of these ids: their value is in L2 now. */
+  notifyFilled(ids: readonly string[]): void {
+    for (const id of ids) for (const wake of [...(this.fillWaiters.get(id) ?? [])]) wake();
   }
 
   /** Resolves when `id` is filled (see `notifyFilled`) or after `ms`, whichever comes first. */
@@ -287,12 +275,82 @@ export class LoadCoordinator {
     });
   }
 
-  private refreshAllowed(id: string, now: number): boolean {
-    const until = this.backoffUntil.get(id);
-    if (until === undefined) return true;
-    if (now < until) return false;
-    this.backoffUntil.delete(id);
-    return true;
+  // Step 5: the loader, under timeouts; fail-safe --------------------------------------------------
+
+  /** Runs the load; when it fails or is slow and a stale value is at hand, serves that instead. */
+  private async loadOrFallBack<T>(
+    request: LoadRequest<T>,
+    lock: Lock | undefined,
+    lockTtlMs: number,
+    stale: StoredValue | undefined,
+  ): Promise<StoredLookup<T>> {
+    const { id, policy } = request;
+    const task = this.runLoader(request, lock, lockTtlMs);
+    task.catch(() => undefined); // the caller may stop waiting (timeouts); the load still ends cleanly
+    try {
+      const value = await withTimeouts(task, stale ? policy.softTimeoutMs : undefined, policy.hardTimeoutMs, id);
+      return { value, status: 'MISS' };
+    } catch (error) {
+      if (!stale) throw error;
+      if (!isFailure(error)) {
+        // The source answered (a 403, a 404): the stale value no longer holds, so it goes.
+        await this.store.delete([id]);
+        throw error;
+      }
+      if (this.backoffUntil.size >= MAX_BACKOFFS) this.backoffUntil.clear(); // bounded: forgetting one only allows an early retry
+      this.backoffUntil.set(id, Date.now() + policy.failSafeBackoffMs);
+      if (!(error instanceof SoftTimeout)) this.warn(`loader for ${id} failed, serving stale: ${(error as Error).message}`);
+      return lookupOf(stale, 'STALE');
+    }
+  }
+
+  /** Runs the loader once, keeps the lock alive meanwhile, and stores the value if it may land. */
+  private async runLoader<T>(request: LoadRequest<T>, lock: Lock | undefined, lockTtlMs: number): Promise<T> {
+    const { id, namespace } = request;
+    const inflight = this.inflight.begin(id);
+    let extensions = 0;
+    const keepAlive = lock
+      ? setInterval(
+          () => {
+            // A loader that hangs must not hold the key's lock forever.
+            if (++extensions <= MAX_LOCK_EXTENSIONS) void this.lock.extend(id, lock.token, lockTtlMs);
+          },
+          Math.floor(lockTtlMs / 3),
+        )
+      : undefined;
+    const started = performance.now();
+    try {
+      let value: T;
+      try {
+        value = await request.loader();
+      } catch (error) {
+        this.metrics.load(namespace, 'error', (performance.now() - started) / 1000);
+        throw error;
+      }
+      const loadMs = performance.now() - started;
+      this.metrics.load(namespace, 'success', loadMs / 1000);
+      this.backoffUntil.delete(id);
+      await this.land(request, value, loadMs, lock, inflight);
+      return value;
+    } catch (error) {
+      if (lock) await this.lock.release(id, lock.token);
+      throw error;
+    } finally {
+      clearInterval(keepAlive);
+      this.inflight.end(inflight);
+    }
+  }
+
+  // Step 6: the value lands only while its lock holds -----------------------------------------------
+
+  /** Stores a loaded value, unless an invalidation came first (in this process: `inflight`; in Redis: the lock). */
+  private async land<T>(request: LoadRequest<T>, value: T, loadMs: number, lock: Lock | undefined, inflight: InflightLoad): Promise<void> {
+    const { id } = request;
+    const now = Date.now();
+    const meta = request.metaFor(value, now, loadMs);
+    if (meta && !this.inflight.isInvalidated(inflight, meta.t)) {
+      if (await this.store.write(id, value ?? null, meta, { as: 'load', lock }, now)) this.notifyFilled([id]);
+    } else if (lock) await this.lock.release(id, lock.token);
   }
 
   private warn(message: string): void {
@@ -319,21 +377,11 @@ function isFailure(error: unknown): boolean {
 }
 
 /** `soft` rejects with SoftTimeout (serve stale), `hard` with CACHE_LOADER_TIMEOUT; the task keeps running. */
-async function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, hardMs: number | undefined, id: string): Promise<T> {
-  if (softMs === undefined && hardMs === undefined) return task;
-  const timers: NodeJS.Timeout[] = [];
-  const after = (ms: number, fail: () => unknown) => new Promise<never>((_, reject) => timers.push(setTimeout(() => reject(fail()), ms)));
-  try {
-    return await Promise.race([
-      task,
-      ...(softMs === undefined ? [] : [after(softMs, () => new SoftTimeout())]),
-      ...(hardMs === undefined ? [] : [after(hardMs, () => new CacheTimeoutError(`loader for ${id} took longer than ${hardMs} ms`))]),
-    ]);
-  } finally {
-    for (const timer of timers) clearTimeout(timer);
-  }
+function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, hardMs: number | undefined, id: string): Promise<T> {
+  const soft = bounded(task, softMs, () => new SoftTimeout());
+  return bounded(soft, hardMs, () => new CacheTimeoutError(`loader for ${id} took longer than ${hardMs} ms`));
 }
 
-function staleOf<T>(entry: StoredValue): StoredLookup<T> {
-  return { value: entry.value as T, status: 'STALE', layer: entry.layer, json: entry.json };
+function lookupOf<T>(entry: StoredValue, status: 'HIT' | 'STALE'): StoredLookup<T> {
+  return { value: entry.value as T, status, layer: entry.layer, json: entry.json };
 }

@@ -19,7 +19,7 @@ export const TAG_STAMP_TTL_MS = 10 * 60_000;
 
 /**
  * The lock one load of an entry holds across processes (`SET NX PX` with an owner token): the
- * others wait for its value. Only the holder's value may fill the entry (see set-leased-2.lua), and a
+ * others wait for its value. Only the holder's value may fill the entry (see set-if-locked-2.lua), and a
  * delete, a newer write or a tag stamp ends it. Behind the cache's circuit breaker.
  */
 export class RedisLock {

@@ -2,9 +2,9 @@ import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
 import { NAMESPACE_PATTERN } from './cache.constants.js';
-import { CacheOptionError } from './cache.errors.js';
-import { assertKnownOptions, NAMESPACE_OPTION_NAMES, type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
-import { type Configurable, type DurationOption, toMilliseconds } from './duration.js';
+import { namespaceDefaultsSchema, type NamespaceDefaults } from './cache.policy.js';
+import type { Configurable, DurationOption } from './duration.js';
+import { countSchema, durationSchema, parseOptions } from './option-schemas.js';
 
 /** A Redis primary found through Sentinel (ioredis' `sentinels` and `name`), with its credentials. */
 export interface SentinelOptions {
@@ -108,28 +108,6 @@ export interface HttpCacheOptions {
   varyHeaders?: readonly string[];
 }
 
-/** The validated module options, durations in milliseconds. */
-export interface CacheConfig {
-  redis: { url: string } | { sentinel: SentinelOptions } | { cluster: RedisClusterOptions } | { client: Redis | Cluster };
-  keyPrefix: string;
-  defaultTtlMs: number;
-  negativeTtlMs: number;
-  l1: false | { maxItems: number; maxBytes: number; maxTtlMs: number; values: L1Values };
-  bus: boolean;
-  commandTimeoutMs: number;
-  connectTimeoutMs: number;
-  namespaces: Record<string, NamespaceDefaults>;
-  metricsRegistry?: Registry;
-  maxEntryBytes: number;
-  circuitBreaker: { threshold: number; cooldownMs: number };
-  http: {
-    credentialHeaders: readonly string[];
-    principal?: (request: any) => string | undefined;
-    keyByHost: boolean;
-    varyHeaders: readonly string[];
-  };
-}
-
 export const DEFAULT_CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token'] as const;
 
 const headerNames = z.array(
@@ -139,32 +117,11 @@ const headerNames = z.array(
     .transform((name) => name.toLowerCase()),
 );
 
-/** A duration option: milliseconds, or a string such as `'30s'` (what a config service hands out). */
-export const durationSchema = z.unknown().transform((value, ctx) => {
-  try {
-    return toMilliseconds(value, 'a duration');
-  } catch (error) {
-    ctx.addIssue({ code: 'custom', message: (error as Error).message });
-    return z.NEVER;
-  }
-});
-
-/** A positive whole number, also as a digit string (environment variables arrive as text). */
-export const countSchema = z
-  .union([
-    z.number(),
-    z
-      .string()
-      .regex(/^\s*\d+\s*$/, 'must be a whole number')
-      .transform(Number),
-  ])
-  .pipe(z.number().int().positive());
-
 export const redisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://');
 
 const address = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
 
-const schema = z.strictObject({
+const cacheOptionsSchema = z.strictObject({
   redis: z.union([
     z.strictObject({ url: redisUrlSchema }),
     z.strictObject({
@@ -186,7 +143,7 @@ const schema = z.strictObject({
         password: z.string().optional(),
         tls: z.boolean().optional(),
         natMap: z.record(z.string(), address).optional(),
-        redisOptions: z.record(z.string(), z.unknown()).optional(),
+        redisOptions: z.custom<RedisOptions>((o) => typeof o === 'object' && o !== null, 'ioredis options').optional(),
       }),
     }),
     z.strictObject({
@@ -215,23 +172,7 @@ const schema = z.strictObject({
   bus: z.boolean().default(true),
   commandTimeout: durationSchema.default(250),
   connectTimeout: durationSchema.default(2_000),
-  namespaces: z
-    .record(z.string(), z.record(z.string(), z.unknown()))
-    .default({})
-    .superRefine((namespaces, ctx) => {
-      for (const [name, defaults] of Object.entries(namespaces)) {
-        if (!NAMESPACE_PATTERN.test(name)) {
-          ctx.addIssue({ code: 'custom', path: [name], message: 'is not a valid namespace name' });
-          continue;
-        }
-        try {
-          assertKnownOptions(defaults, NAMESPACE_OPTION_NAMES, `namespace "${name}"`);
-          resolvePolicy({}, defaults as NamespaceDefaults);
-        } catch (error) {
-          ctx.addIssue({ code: 'custom', path: [name], message: (error as Error).message });
-        }
-      }
-    }),
+  namespaces: z.record(z.string().regex(NAMESPACE_PATTERN, 'is not a valid namespace name'), namespaceDefaultsSchema).default({}),
   metrics: z
     .strictObject({
       registry: z
@@ -249,7 +190,7 @@ const schema = z.strictObject({
   http: z
     .strictObject({
       credentialHeaders: headerNames.default([...DEFAULT_CREDENTIAL_HEADERS]),
-      principal: z.custom<(request: unknown) => string | undefined>((f) => typeof f === 'function', 'a function').optional(),
+      principal: z.custom<(request: any) => string | undefined>((f) => typeof f === 'function', 'a function').optional(),
       keyByHost: z.boolean().default(false),
       varyHeaders: headerNames.default([]),
     })
@@ -257,44 +198,12 @@ const schema = z.strictObject({
 });
 
 /**
- * Validates options once, at start-up, against `schema`; the error names the option and the bad
- * value, and unknown options (a typo) are refused rather than ignored.
+ * The validated module options: the same names as `CacheModuleOptions`, defaults filled in,
+ * durations in milliseconds, sizes and counts as numbers.
  */
-export function parseOptions<Schema extends z.ZodType>(schema: Schema, options: unknown, owner: string): z.output<Schema> {
-  const parsed = schema.safeParse(options ?? {});
-  if (parsed.success) return parsed.data;
-  const issue = parsed.error.issues[0];
-  if (issue.code === 'unrecognized_keys') {
-    const where = issue.path.length ? `${issue.path.join('.')}.` : '';
-    const names = issue.keys.map((key) => `"${where}${key}"`).join(', ');
-    throw new CacheOptionError(`${owner}: unknown option ${names}; check its spelling against the documented options`);
-  }
-  const path = issue.path.join('.') || '(options)';
-  const got = issue.path.reduce<unknown>((node, part) => (node as Record<PropertyKey, unknown>)?.[part as PropertyKey], options);
-  throw new CacheOptionError(`${owner} option "${path}" is invalid: ${issue.message} (got ${describe(got)})`);
-}
+export type CacheConfig = z.output<typeof cacheOptionsSchema>;
 
 /** Validates the module options once, at start-up; the error names the option and the bad value. */
 export function resolveCacheConfig(options: CacheModuleOptions): CacheConfig {
-  const o = parseOptions(schema, options, 'CacheModule');
-  return {
-    redis: o.redis as CacheConfig['redis'],
-    keyPrefix: o.keyPrefix,
-    defaultTtlMs: o.defaultTtl,
-    negativeTtlMs: o.negativeTtl,
-    l1: o.l1 === false ? false : { maxItems: o.l1.maxItems, maxBytes: o.l1.maxBytes, maxTtlMs: o.l1.maxTtl, values: o.l1.values },
-    bus: o.bus,
-    commandTimeoutMs: o.commandTimeout,
-    connectTimeoutMs: o.connectTimeout,
-    namespaces: o.namespaces as Record<string, NamespaceDefaults>,
-    metricsRegistry: o.metrics.registry,
-    maxEntryBytes: o.maxEntrySize,
-    circuitBreaker: { threshold: o.circuitBreaker.threshold, cooldownMs: o.circuitBreaker.cooldown },
-    http: o.http,
-  };
-}
-
-function describe(value: unknown): string {
-  if (typeof value === 'object' && value !== null) return Array.isArray(value) ? 'an array' : 'an object';
-  return JSON.stringify(value) ?? String(value);
+  return parseOptions(cacheOptionsSchema, options, 'CacheModule');
 }

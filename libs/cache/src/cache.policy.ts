@@ -1,7 +1,9 @@
+import { z } from 'zod';
 import { CacheOptionError } from './cache.errors.js';
-import { type Duration, toMilliseconds } from './duration.js';
+import type { Duration } from './duration.js';
 import type { EntryMeta } from './entry/envelope.js';
 import { isNegativeValue, Uncached } from './entry/http-response.js';
+import { durationSchema, parseOptions } from './option-schemas.js';
 
 export interface CacheEntryOptions<T = any> {
   /** How long the value is fresh. Default: the namespace's `ttl`, else the module's `defaultTtl`. */
@@ -48,126 +50,131 @@ export interface CacheEntryOptions<T = any> {
 /** The options a namespace may set for every call in it. */
 export type NamespaceDefaults = Omit<CacheEntryOptions, 'tags' | 'sliding' | 'version'>;
 
-/** The names of `NamespaceDefaults`, to refuse unknown ones (a typo) at start-up. */
-export const NAMESPACE_OPTION_NAMES: readonly string[] = [
-  'ttl',
-  'grace',
-  'jitter',
-  'negativeTtl',
-  'xfetch',
-  'lock',
-  'timeout',
-  'failSafeBackoff',
-  'staleWhileRevalidate',
-  'singleFlight',
-] satisfies ReadonlyArray<keyof NamespaceDefaults>;
+const aFunction = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function', 'must be a function');
+const optionalDuration = durationSchema.optional();
 
-/** The names of `CacheEntryOptions`. */
-export const ENTRY_OPTION_NAMES: readonly string[] = [...NAMESPACE_OPTION_NAMES, 'tags', 'sliding', 'version'];
+/** What a namespace may set (and a call too), durations parsed to milliseconds. */
+const namespaceFields = {
+  ttl: optionalDuration,
+  grace: optionalDuration,
+  jitter: z.number().min(0, 'must be a fraction from 0 to 1').max(1, 'must be a fraction from 0 to 1').optional(),
+  negativeTtl: optionalDuration,
+  xfetch: z.union([z.boolean(), z.strictObject({ beta: z.number().min(0, 'must be a number >= 0').optional() })]).optional(),
+  lock: z
+    .union([
+      z.literal(false),
+      z.strictObject({ ttl: durationSchema.pipe(z.number().min(100, 'must be at least 100 ms')).optional(), wait: optionalDuration }),
+    ])
+    .optional(),
+  timeout: z.strictObject({ soft: optionalDuration, hard: optionalDuration }).optional(),
+  failSafeBackoff: optionalDuration,
+  staleWhileRevalidate: z.boolean().optional(),
+  singleFlight: z.boolean().optional(),
+};
 
-/** Throws naming the first option of `options` that is not in `known`. */
-export function assertKnownOptions(options: object, known: readonly string[], owner: string): void {
-  const unknown = Object.keys(options).find((name) => !known.includes(name));
-  if (unknown !== undefined) {
-    throw new CacheOptionError(`${owner}: unknown option "${unknown}"; known options are ${known.join(', ')}`);
-  }
-}
+/** A namespace's defaults (module option `namespaces`): an unknown name is a typo, refused. */
+export const namespaceDefaultsSchema = z.strictObject(namespaceFields);
 
-export interface CachePolicy {
-  ttlMs?: number;
-  graceMs: number;
-  slidingMaxMs?: number;
-  jitter: number;
-  negativeTtlMs?: number;
-  tags?: CacheEntryOptions['tags'];
-  version?: CacheEntryOptions['version'];
-  xfetchBeta: number;
-  lock: false | { ttlMs: number; waitMs: number };
-  softTimeoutMs?: number;
-  hardTimeoutMs?: number;
-  failSafeBackoffMs: number;
-  staleWhileRevalidate: boolean;
-  singleFlight: boolean;
-}
+/** The per-call options as they are read from any options object (a decorator's holds more: not read here). */
+export const entryOptionFields = {
+  ...namespaceFields,
+  tags: z.union([z.array(z.string()), aFunction]).optional(),
+  sliding: z.strictObject({ max: durationSchema }).optional(),
+  version: aFunction.optional(),
+};
+const entryOptionsSchema = z.object(entryOptionFields);
+
+export type ParsedNamespaceDefaults = z.output<typeof namespaceDefaultsSchema>;
 
 export const DEFAULT_LOCK_TTL_MS = 10_000;
 export const DEFAULT_LOCK_WAIT_MS = 5_000;
 export const DEFAULT_FAIL_SAFE_BACKOFF_MS = 5_000;
 
-const optionalMs = (value: Duration | undefined, name: string) => (value === undefined ? undefined : toMilliseconds(value, name));
-
-/** Per-call options over namespace defaults, durations parsed once; throws on a bad option. */
-export function resolvePolicy(options: CacheEntryOptions, defaults: NamespaceDefaults = {}): CachePolicy {
-  const o = { ...defaults, ...options };
-  const jitter = o.jitter ?? 0;
-  if (!(jitter >= 0 && jitter <= 1)) {
-    throw new CacheOptionError(`jitter must be a fraction from 0 to 1; got ${o.jitter}`);
-  }
-  const beta = o.xfetch === true ? 1 : o.xfetch ? (o.xfetch.beta ?? 1) : 0;
-  if (!(beta >= 0 && Number.isFinite(beta))) {
-    throw new CacheOptionError(`xfetch.beta must be a number >= 0; got ${beta}`);
-  }
-  const policy: CachePolicy = {
-    ttlMs: optionalMs(o.ttl, 'ttl'),
-    graceMs: optionalMs(o.grace, 'grace') ?? 0,
-    slidingMaxMs: o.sliding ? toMilliseconds(o.sliding.max, 'sliding.max') : undefined,
-    jitter,
-    negativeTtlMs: optionalMs(o.negativeTtl, 'negativeTtl'),
-    tags: o.tags,
-    version: o.version,
-    xfetchBeta: beta,
-    lock:
-      o.lock === false
-        ? false
-        : {
-            ttlMs: optionalMs(o.lock?.ttl, 'lock.ttl') ?? DEFAULT_LOCK_TTL_MS,
-            waitMs: optionalMs(o.lock?.wait, 'lock.wait') ?? DEFAULT_LOCK_WAIT_MS,
-          },
-    softTimeoutMs: optionalMs(o.timeout?.soft, 'timeout.soft'),
-    hardTimeoutMs: optionalMs(o.timeout?.hard, 'timeout.hard'),
-    failSafeBackoffMs: optionalMs(o.failSafeBackoff, 'failSafeBackoff') ?? DEFAULT_FAIL_SAFE_BACKOFF_MS,
-    staleWhileRevalidate: o.staleWhileRevalidate ?? true,
-    singleFlight: o.singleFlight ?? true,
-  };
-  if (policy.lock && policy.lock.ttlMs < 100) {
-    throw new CacheOptionError(`lock.ttl must be at least 100 ms; got ${policy.lock.ttlMs}`);
-  }
-  if (policy.slidingMaxMs !== undefined && policy.graceMs > 0) {
-    throw new CacheOptionError('sliding and grace cannot be combined');
-  }
-  return policy;
+/** The module's TTLs, for calls and namespaces that set none. */
+export interface ModuleTtls {
+  defaultTtl: number;
+  negativeTtl: number;
 }
 
 /**
- * The envelope metadata for `value` (`undefined`: do not store). `fallbackTtlMs` and
- * `fallbackNegativeTtlMs` come from the module when neither the call nor the namespace set one.
+ * The options of one call over its namespace's defaults and the module's TTLs, validated once:
+ * it answers what the read and write paths ask (TTLs, the lock, the loader's time limits, the
+ * entry's metadata) instead of each computing it from raw options.
  */
-export function entryMetaFor<T>(
-  value: T,
-  policy: CachePolicy,
-  now: number,
-  loadMs: number,
-  fallback: { ttlMs: number; negativeTtlMs: number },
-  tagId: (tag: string) => string,
-): EntryMeta | undefined {
-  if (value instanceof Uncached) return undefined;
-  const negative = isNegativeValue(value);
-  let ttl = negative ? (policy.negativeTtlMs ?? fallback.negativeTtlMs) : (policy.ttlMs ?? fallback.ttlMs);
-  ttl -= Math.floor(ttl * policy.jitter * Math.random());
-  if (ttl <= 0) return undefined;
-  const meta: EntryMeta = { c: now, f: now + ttl, h: now + ttl, d: Math.round(loadMs) };
-  if (negative) return meta;
-  if (policy.slidingMaxMs !== undefined) {
-    if (policy.slidingMaxMs < ttl) {
-      throw new CacheOptionError(`sliding.max (${policy.slidingMaxMs} ms) must be at least ttl (${ttl} ms)`);
+export class CachePolicy {
+  readonly ttlMs: number;
+  readonly negativeTtlMs: number;
+  readonly graceMs: number;
+  /** sliding TTL: reads push the expiry out again, never past this long after the write */
+  readonly slidingMaxMs?: number;
+  readonly jitter: number;
+  readonly xfetchBeta: number;
+  /** `false`: concurrent misses in other processes load at once (only the lock holder's value is stored) */
+  readonly lock: false | { readonly ttlMs: number; readonly waitMs: number };
+  readonly failSafeBackoffMs: number;
+  readonly staleWhileRevalidate: boolean;
+  readonly singleFlight: boolean;
+  private readonly softTimeoutMs?: number;
+  private readonly hardTimeoutMs?: number;
+  private readonly tags?: CacheEntryOptions['tags'];
+  private readonly version?: CacheEntryOptions['version'];
+
+  /** Throws a `CacheOptionError` naming the option when `options` cannot be used. */
+  constructor(options: CacheEntryOptions, defaults: ParsedNamespaceDefaults, module: ModuleTtls) {
+    const o = { ...defaults, ...parseOptions(entryOptionsSchema, options, 'cache') };
+    this.ttlMs = o.ttl ?? module.defaultTtl;
+    this.negativeTtlMs = o.negativeTtl ?? module.negativeTtl;
+    this.graceMs = o.grace ?? 0;
+    this.slidingMaxMs = o.sliding?.max;
+    this.jitter = o.jitter ?? 0;
+    this.xfetchBeta = o.xfetch === true ? 1 : o.xfetch ? (o.xfetch.beta ?? 1) : 0;
+    this.lock = o.lock === false ? false : { ttlMs: o.lock?.ttl ?? DEFAULT_LOCK_TTL_MS, waitMs: o.lock?.wait ?? DEFAULT_LOCK_WAIT_MS };
+    this.softTimeoutMs = o.timeout?.soft;
+    this.hardTimeoutMs = o.timeout?.hard;
+    this.failSafeBackoffMs = o.failSafeBackoff ?? DEFAULT_FAIL_SAFE_BACKOFF_MS;
+    this.staleWhileRevalidate = o.staleWhileRevalidate ?? true;
+    this.singleFlight = o.singleFlight ?? true;
+    this.tags = o.tags as CacheEntryOptions['tags'];
+    this.version = o.version as CacheEntryOptions['version'];
+    if (this.slidingMaxMs !== undefined && this.graceMs > 0) throw new CacheOptionError('sliding and grace cannot be combined');
+    if (this.slidingMaxMs !== undefined && this.slidingMaxMs < this.ttlMs) {
+      throw new CacheOptionError(`sliding.max (${this.slidingMaxMs} ms) must be at least ttl (${this.ttlMs} ms)`);
     }
-    meta.h = now + policy.slidingMaxMs;
-    meta.s = ttl;
-  } else {
-    meta.h += policy.graceMs;
   }
-  const tags = typeof policy.tags === 'function' ? policy.tags(value) : policy.tags;
-  if (tags?.length) meta.t = tags.map(tagId);
-  if (policy.version) meta.g = policy.version(value);
-  return meta;
+
+  /** How long a load's lock lives (extended while the loader runs): a load takes it even when nobody waits. */
+  get lockTtlMs(): number {
+    return this.lock ? this.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
+  }
+
+  /** The loader's time limits: the soft one only when a stale value can be served instead. */
+  loaderTimeouts(hasStale: boolean): { softMs?: number; hardMs?: number } {
+    return { softMs: hasStale ? this.softTimeoutMs : undefined, hardMs: this.hardTimeoutMs };
+  }
+
+  /** The ids of the tags a load will carry, when they do not depend on its value (their stamps are armed with the lock). */
+  tagIdsKnownBefore(tagId: (tag: string) => string): readonly string[] {
+    return Array.isArray(this.tags) ? this.tags.map(tagId) : [];
+  }
+
+  /** The envelope metadata of `value` (`undefined`: not stored): TTL with jitter, grace or sliding window, tags, version. */
+  metaFor<T>(value: T, now: number, loadMs: number, tagId: (tag: string) => string): EntryMeta | undefined {
+    if (value instanceof Uncached) return undefined;
+    const negative = isNegativeValue(value);
+    let ttl = negative ? this.negativeTtlMs : this.ttlMs;
+    ttl -= Math.floor(ttl * this.jitter * Math.random());
+    if (ttl <= 0) return undefined;
+    const meta: EntryMeta = { c: now, f: now + ttl, h: now + ttl, d: Math.round(loadMs) };
+    if (negative) return meta;
+    if (this.slidingMaxMs !== undefined) {
+      meta.h = now + this.slidingMaxMs;
+      meta.s = ttl;
+    } else {
+      meta.h += this.graceMs;
+    }
+    const tags = typeof this.tags === 'function' ? (this.tags as (value: T) => readonly string[])(value) : this.tags;
+    if (tags?.length) meta.t = tags.map(tagId);
+    if (this.version) meta.g = (this.version as (value: T) => number)(value);
+    return meta;
+  }
 }

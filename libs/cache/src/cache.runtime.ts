@@ -54,17 +54,17 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
       });
     }
     const bus = this.bus;
-    const breaker = new CircuitBreaker({ threshold: config.circuitBreaker.threshold, cooldownMs: config.circuitBreaker.cooldownMs });
+    const breaker = new CircuitBreaker({ threshold: config.circuitBreaker.threshold, cooldownMs: config.circuitBreaker.cooldown });
     const lock = new RedisLock(this.redis, this.keys, breaker);
     this.store = new TwoLevelStore(
       l1,
       new RedisLayer(this.redis, this.keys, breaker),
       lock,
-      config.l1 ? config.l1.maxTtlMs : 0,
+      config.l1 ? config.l1.maxTtl : 0,
       (message) => (bus ? bus.publish(message) : Promise.resolve()),
-      { bytes: config.maxEntryBytes, tooLarge: (id, bytes) => this.entryTooLarge(id, bytes) },
+      { bytes: config.maxEntrySize, tooLarge: (id, bytes) => this.entryTooLarge(id, bytes) },
     );
-    this.metrics = new CacheMetrics(config.metricsRegistry ?? new Registry(), () => this.l1Size(), this.redis);
+    this.metrics = new CacheMetrics(config.metrics.registry ?? new Registry(), () => this.l1Size(), this.redis);
     this.loads = new LoadCoordinator(this.store, lock, this.metrics);
     this.redis.on('ready', () => this.store.retryMissed());
   }
@@ -73,13 +73,13 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     const connected = this.ownsRedis ? await this.connect() : true;
     // After the connection: a cluster's nodes are known by then (the bus listens on one of them).
     // Redis away: the subscription comes when it answers, start-up does not wait for it.
-    await this.bus?.start(this.store.hasLocal, connected ? this.config.connectTimeoutMs : 0);
+    await this.bus?.start(this.store.hasLocal, connected ? this.config.connectTimeout : 0);
   }
 
   /** Whether the owned connection is up within the connect timeout. */
   private async connect(): Promise<boolean> {
     try {
-      await bounded(this.redis.connect(), this.config.connectTimeoutMs, 'the cache Redis');
+      await bounded(this.redis.connect(), this.config.connectTimeout, 'the cache Redis');
       await this.checkEvictionPolicy();
       return true;
     } catch (error) {
@@ -102,7 +102,7 @@ export class CacheRuntime implements OnModuleInit, OnApplicationShutdown {
     const now = Date.now();
     if (now - this.tooLargeWarnedAt < 10_000) return; // one line per interval, the metric counts them all
     this.tooLargeWarnedAt = now;
-    this.logger.warn(`not caching ${id}: ${bytes} bytes is over maxEntrySize (${this.config.maxEntryBytes}); served uncached`);
+    this.logger.warn(`not caching ${id}: ${bytes} bytes is over maxEntrySize (${this.config.maxEntrySize}); served uncached`);
   }
 
   /**

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { CacheInputError, CacheNotConfiguredError } from './cache.errors.js';
 import { DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
-import { type CacheEntryOptions, type CachePolicy, entryMetaFor, type NamespaceDefaults, resolvePolicy } from './cache.policy.js';
+import { type CacheEntryOptions, CachePolicy, type ParsedNamespaceDefaults } from './cache.policy.js';
 import { CacheRuntime } from './cache.runtime.js';
 import type { EntryMeta } from './entry/envelope.js';
 import { type Duration, toMilliseconds } from './duration.js';
@@ -49,7 +49,7 @@ export class CacheNamespace {
     if (!NAMESPACE_PATTERN.test(name)) {
       throw new CacheInputError('CACHE_INVALID_KEY', `namespace must match ${NAMESPACE_PATTERN}; got ${JSON.stringify(name)}`);
     }
-    this.defaultPolicy = resolvePolicy({}, this.defaults());
+    this.defaultPolicy = this.resolve({});
   }
 
   /** A handle on another namespace of the same cache. */
@@ -294,7 +294,7 @@ export class CacheNamespace {
 
   /** Throws a `CacheError` naming the option if `options` could not be used for a call (start-up checks). */
   checkOptions(options: CacheEntryOptions): void {
-    resolvePolicy(options, this.defaults());
+    this.resolve(options);
   }
 
   protected id(key: string): string {
@@ -308,21 +308,20 @@ export class CacheNamespace {
     let policy = this.policies.get(options);
     if (policy) return policy;
     if (Object.keys(options).length === 0) return this.defaultPolicy;
-    policy = resolvePolicy(options, this.defaults());
+    policy = this.resolve(options);
     this.policies.set(options, policy);
     return policy;
   }
 
-  private defaults(): NamespaceDefaults | undefined {
-    const { namespaces } = this.runtime.config;
-    return Object.hasOwn(namespaces, this.name) ? namespaces[this.name] : undefined;
+  /** `options` over this namespace's defaults and the module's TTLs. */
+  private resolve(options: CacheEntryOptions): CachePolicy {
+    const { namespaces, defaultTtl, negativeTtl } = this.runtime.config;
+    const defaults: ParsedNamespaceDefaults = Object.hasOwn(namespaces, this.name) ? namespaces[this.name] : {};
+    return new CachePolicy(options, defaults, { defaultTtl, negativeTtl });
   }
 
   private metaFor<T>(value: T, policy: CachePolicy, now: number, loadMs: number): EntryMeta | undefined {
-    const { config } = this.runtime;
-    return entryMetaFor(value, policy, now, loadMs, { ttlMs: config.defaultTtlMs, negativeTtlMs: config.negativeTtlMs }, (tag) =>
-      this.id(tag),
-    );
+    return policy.metaFor(value, now, loadMs, (tag) => this.id(tag));
   }
 }
 

@@ -100,7 +100,7 @@ describe('cache decorators refused at start-up', () => {
   it.each([
     [PerRequestService, /PerRequestService\.value .*request-scoped or transient/],
     [SyncService, /@Cacheable on SyncService\.value: .*must be declared `async`.*typed Number/],
-    [BadOptionService, /@Cacheable on BadOptionService\.value: jitter must be a fraction/],
+    [BadOptionService, /@Cacheable on BadOptionService\.value option "jitter" is invalid: must be a fraction from 0 to 1 \(got 2\)/],
     [TypoService, /@Cacheable on TypoService\.value: unknown option "tll"/],
   ])('%p stops the app with a message naming the method', async (provider, message) => {
     const error = await init(provider);

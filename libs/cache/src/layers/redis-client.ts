@@ -38,8 +38,8 @@ export function createRedisClient(config: CacheConfig): RedisClient {
     lazyConnect: true,
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
-    commandTimeout: config.commandTimeoutMs,
-    connectTimeout: config.connectTimeoutMs,
+    commandTimeout: config.commandTimeout,
+    connectTimeout: config.connectTimeout,
     // ioredis waits this long for an already closed socket on disconnect; keep shutdown quick.
     disconnectTimeout: 200,
     retryStrategy: (attempt) => Math.min(attempt * 200, 2_000),

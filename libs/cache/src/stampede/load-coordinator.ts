@@ -3,7 +3,7 @@ import { randomBytes } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { bounded } from '../bounded.js';
 import { CacheTimeoutError } from '../cache.errors.js';
-import { type CachePolicy, DEFAULT_LOCK_TTL_MS } from '../cache.policy.js';
+import type { CachePolicy } from '../cache.policy.js';
 import type { EntryMeta } from '../entry/envelope.js';
 import type { Lock, RedisLock } from './redis-lock.js';
 import { type CacheLayerName, expiryOf, type StoredValue, type TwoLevelStore } from '../layers/two-level.store.js';
@@ -205,7 +205,7 @@ export class LoadCoordinator {
   private async load<T>(request: LoadRequest<T>, stale: StoredValue | undefined, background = false): Promise<StoredLookup<T>> {
     const { id, policy } = request;
     const token = randomBytes(16).toString('hex');
-    const lockTtlMs = policy.lock ? policy.lock.ttlMs : DEFAULT_LOCK_TTL_MS;
+    const lockTtlMs = policy.lockTtlMs;
     let lock: Lock | undefined;
     const attempt = await this.lock.acquire(id, token, lockTtlMs, tagIdsKnownBefore(request));
     if (attempt?.acquired) lock = { token, startedAt: attempt.startedAt, armedTags: attempt.armedTags };
@@ -288,7 +288,7 @@ export class LoadCoordinator {
     const task = this.runLoader(request, lock, lockTtlMs);
     task.catch(() => undefined); // the caller may stop waiting (timeouts); the load still ends cleanly
     try {
-      const value = await withTimeouts(task, stale ? policy.softTimeoutMs : undefined, policy.hardTimeoutMs, id);
+      const value = await withTimeouts(task, policy.loaderTimeouts(stale !== undefined), id);
       return { value, status: 'MISS' };
     } catch (error) {
       if (!stale) throw error;
@@ -363,8 +363,7 @@ export class LoadCoordinator {
 
 /** The ids of the tags a load will carry, when they do not depend on its value (their stamps are armed with the lock). */
 function tagIdsKnownBefore(request: Pick<LoadRequest<unknown>, 'namespace' | 'policy'>): readonly string[] {
-  const { tags } = request.policy;
-  return Array.isArray(tags) ? tags.map((tag: string) => `${request.namespace}:${tag}`) : [];
+  return request.policy.tagIdsKnownBefore((tag) => `${request.namespace}:${tag}`);
 }
 
 /**
@@ -376,8 +375,8 @@ function isFailure(error: unknown): boolean {
   return (error as { failSafe?: unknown } | null)?.failSafe !== false;
 }
 
-/** `soft` rejects with SoftTimeout (serve stale), `hard` with CACHE_LOADER_TIMEOUT; the task keeps running. */
-function withTimeouts<T>(task: Promise<T>, softMs: number | undefined, hardMs: number | undefined, id: string): Promise<T> {
+/** `softMs` rejects with SoftTimeout (serve stale), `hardMs` with CACHE_LOADER_TIMEOUT; the task keeps running. */
+function withTimeouts<T>(task: Promise<T>, { softMs, hardMs }: { softMs?: number; hardMs?: number }, id: string): Promise<T> {
   const soft = bounded(task, softMs, () => new SoftTimeout());
   return bounded(soft, hardMs, () => new CacheTimeoutError(`loader for ${id} took longer than ${hardMs} ms`));
 }

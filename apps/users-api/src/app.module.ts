@@ -1,11 +1,10 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_FILTER } from '@nestjs/core';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { CACHE_ADMIN_TOKEN, CacheMetricsController, CacheModule } from '@cachekit/cache';
 import { CacheCdcModule } from '@cachekit/cache/cdc';
 import { WriteBehindModule } from '@cachekit/cache/write-behind';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { USERS_CDC_CHANNEL, USERS_DOMAIN_ENTITIES, USERS_DOMAIN_MIGRATIONS } from '@cachekit/users-domain';
+import { USERS_CDC_CHANNEL, usersDatabase } from '@cachekit/users-domain';
 import { APP_CONFIG, type AppConfig } from './config/app.config.js';
 import { USERS_NAMESPACE } from './users/users.cache-keys.js';
 import { usersCdcMap, usersCdcResync } from './users/users.cdc.js';
@@ -27,25 +26,7 @@ export class AppModule {
       module: AppModule,
       global: true,
       imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: config.databaseUrl,
-          entities: USERS_DOMAIN_ENTITIES,
-          migrations: USERS_DOMAIN_MIGRATIONS,
-          migrationsRun: true,
-          synchronize: false,
-          // A database that stops answering (a partition, a hung server) fails requests with a 503
-          // within seconds instead of hanging them: connects and statements are bounded.
-          connectTimeoutMS: 3_000,
-          extra: {
-            // Server side: a statement running longer is cancelled (the read delay, when set, on top).
-            statement_timeout: 5_000 + config.usersReadDelayMs,
-            // Client side: no answer at all, as through a partition, however the server fares.
-            query_timeout: 6_000 + config.usersReadDelayMs,
-            keepAlive: true,
-            keepAliveInitialDelayMillis: 10_000,
-          },
-        }),
+        usersDatabase(config.databaseUrl, { runMigrations: true, statementSlackMs: config.usersReadDelayMs }),
         CacheModule.forRoot({
           isGlobal: true,
           redis: config.cacheRedis,

@@ -1,11 +1,10 @@
 import { BullModule, Processor } from '@nestjs/bullmq';
 import { type DynamicModule, Module } from '@nestjs/common';
 import { TerminusModule } from '@nestjs/terminus';
-import { TypeOrmModule } from '@nestjs/typeorm';
 import { CACHE_ADMIN_TOKEN, CacheMetricsController, CacheModule } from '@cachekit/cache';
 import { WriteBehindModule, writeBehindQueueAddress, WriteBehindSweeper } from '@cachekit/cache/write-behind';
 import { collectDefaultMetrics, Registry } from 'prom-client';
-import { USERS_DOMAIN_ENTITIES } from '@cachekit/users-domain';
+import { usersDatabase } from '@cachekit/users-domain';
 import { bullConnection, WORKER_CONFIG, type WorkerConfig } from './config/worker.config.js';
 import { WorkerHealthController } from './health/worker-health.controller.js';
 import { DeadLettersController } from './write-behind/dead-letters.controller.js';
@@ -25,16 +24,7 @@ export class WorkerModule {
       module: WorkerModule,
       global: true,
       imports: [
-        TypeOrmModule.forRoot({
-          type: 'postgres',
-          url: config.databaseUrl,
-          entities: USERS_DOMAIN_ENTITIES,
-          synchronize: false,
-          // Bounded connects and statements: a database that stops answering fails a job (which is
-          // retried with backoff) instead of hanging it.
-          connectTimeoutMS: 3_000,
-          extra: { statement_timeout: 5_000, query_timeout: 6_000, keepAlive: true, keepAliveInitialDelayMillis: 10_000 },
-        }),
+        usersDatabase(config.databaseUrl, { runMigrations: false }),
         // No L1 here: the worker only evicts, and the bus tells the API instances to drop their L1 copies.
         CacheModule.forRoot({
           isGlobal: true,

@@ -27,6 +27,43 @@ export const cacheRedisVariables = {
 
 type CacheRedisEnv = z.infer<z.ZodObject<typeof cacheRedisVariables>>;
 
+/** The variables both apps read (spread them into an app's schema): the database, both Redis, the key prefix, the admin token. */
+export const sharedVariables = {
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
+    .default('postgres://postgres@127.0.0.1:5432/postgres'),
+  ...cacheRedisVariables,
+  QUEUE_REDIS_URL: redisUrlVariable.optional(),
+  // Checked by CacheModule at start-up (length, no glob characters, no braces).
+  CACHE_KEY_PREFIX: z.string().default('cache:'),
+  CACHE_ADMIN_TOKEN: z.string().optional(),
+};
+
+/** The settings both apps have. */
+export interface SharedConfig {
+  databaseUrl: string;
+  redisUrl: string;
+  /** the cache Redis: REDIS_CLUSTER_NODES, else REDIS_SENTINELS + REDIS_SENTINEL_NAME, else REDIS_URL */
+  cacheRedis: CacheModuleOptions['redis'];
+  /** BullMQ's Redis (write-behind); REDIS_URL when unset */
+  queueRedisUrl: string;
+  cacheKeyPrefix: string;
+  cacheAdminToken?: string;
+}
+
+/** The shared settings from the parsed variables. */
+export function sharedConfigFromEnv(e: z.infer<z.ZodObject<typeof sharedVariables>>): SharedConfig {
+  return {
+    databaseUrl: e.DATABASE_URL,
+    redisUrl: e.REDIS_URL,
+    cacheRedis: cacheRedisFromEnv(e),
+    queueRedisUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
+    cacheKeyPrefix: e.CACHE_KEY_PREFIX,
+    cacheAdminToken: e.CACHE_ADMIN_TOKEN,
+  };
+}
+
 /** The `redis` option of `CacheModule` from the parsed variables; throws naming the variable when they contradict. */
 export function cacheRedisFromEnv(e: CacheRedisEnv): CacheModuleOptions['redis'] {
   const credentials = { username: e.REDIS_USERNAME, password: e.REDIS_PASSWORD, tls: e.REDIS_TLS === '1' };

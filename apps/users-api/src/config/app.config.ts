@@ -1,23 +1,15 @@
-import { type CacheModuleOptions, toMilliseconds } from '@cachekit/cache';
-import { cacheRedisFromEnv, cacheRedisVariables, parseEnvironment, redisUrlVariable } from '@cachekit/users-domain';
+import { toMilliseconds } from '@cachekit/cache';
+import { parseEnvironment, type SharedConfig, sharedConfigFromEnv, sharedVariables } from '@cachekit/users-domain';
 import { z } from 'zod';
 
 /** Every setting users-api reads from the environment (`.env.example` lists them with their defaults). */
-export interface AppConfig {
+export interface AppConfig extends SharedConfig {
   port: number;
-  databaseUrl: string;
-  redisUrl: string;
-  /** the cache Redis: REDIS_CLUSTER_NODES, else REDIS_SENTINELS + REDIS_SENTINEL_NAME, else REDIS_URL */
-  cacheRedis: CacheModuleOptions['redis'];
-  /** BullMQ's Redis (write-behind); REDIS_URL when unset */
-  queueRedisUrl: string;
-  cacheKeyPrefix: string;
   cacheDefaultTtlMs: number;
   usersCacheTtlMs: number;
   cacheL1MaxItems: number;
   cacheL1MaxBytes: number;
   usersReadDelayMs: number;
-  cacheAdminToken?: string;
 }
 
 export const APP_CONFIG = Symbol('users-api:config');
@@ -36,37 +28,24 @@ const positiveInt = z.coerce.number().int().positive();
 
 const schema = z.object({
   PORT: z.coerce.number().int().min(0).max(65535).default(3000),
-  DATABASE_URL: z
-    .string()
-    .regex(/^postgres(ql)?:\/\//, 'must be a postgres:// URL')
-    .default('postgres://postgres@127.0.0.1:5432/postgres'),
-  ...cacheRedisVariables,
-  QUEUE_REDIS_URL: redisUrlVariable.optional(),
-  // Checked by CacheModule at start-up (length, no glob characters, no braces).
-  CACHE_KEY_PREFIX: z.string().default('cache:'),
+  ...sharedVariables,
   CACHE_DEFAULT_TTL: duration('CACHE_DEFAULT_TTL').default(60_000),
   USERS_CACHE_TTL: duration('USERS_CACHE_TTL').default(300_000),
   CACHE_L1_MAX_ITEMS: positiveInt.default(10_000),
   CACHE_L1_MAX_BYTES: positiveInt.default(64 * 1024 * 1024),
   USERS_READ_DELAY_MS: z.coerce.number().int().min(0).max(60_000).default(0),
-  CACHE_ADMIN_TOKEN: z.string().optional(),
 });
 
 /** Reads and validates the environment once; the error names each bad variable. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const e = parseEnvironment(schema, env);
   return {
+    ...sharedConfigFromEnv(e),
     port: e.PORT,
-    databaseUrl: e.DATABASE_URL,
-    redisUrl: e.REDIS_URL,
-    cacheRedis: cacheRedisFromEnv(e),
-    queueRedisUrl: e.QUEUE_REDIS_URL ?? e.REDIS_URL,
-    cacheKeyPrefix: e.CACHE_KEY_PREFIX,
     cacheDefaultTtlMs: e.CACHE_DEFAULT_TTL,
     usersCacheTtlMs: e.USERS_CACHE_TTL,
     cacheL1MaxItems: e.CACHE_L1_MAX_ITEMS,
     cacheL1MaxBytes: e.CACHE_L1_MAX_BYTES,
     usersReadDelayMs: e.USERS_READ_DELAY_MS,
-    cacheAdminToken: e.CACHE_ADMIN_TOKEN,
   };
 }

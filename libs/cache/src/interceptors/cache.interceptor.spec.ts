@@ -111,6 +111,27 @@ class BoundEverywhereController {
   }
 }
 
+/** One handler inherited by two controllers: each answers its own kind. */
+abstract class KindController {
+  protected abstract readonly kind: string;
+
+  @Get(':id')
+  @Cacheable()
+  one(@Param('id') id: string) {
+    return { kind: this.kind, id, call: count(`${this.kind}:${id}`) };
+  }
+}
+
+@Controller('cats')
+class CatsController extends KindController {
+  protected readonly kind = 'cat';
+}
+
+@Controller('dogs')
+class DogsController extends KindController {
+  protected readonly kind = 'dog';
+}
+
 describe('CacheInterceptor over HTTP', () => {
   const startApp = (options: Partial<CacheModuleOptions> = {}): Promise<INestApplication> =>
     createApp({ imports: [cacheModule(options)], controllers: [ThingsController] });
@@ -245,6 +266,21 @@ describe('CacheInterceptor over HTTP', () => {
     const second = await http.get('/everywhere/7').expect(200);
     expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
     expect(calls['everywhere:7']).toBe(1);
+  });
+
+  it('keeps the responses of one handler inherited by two controllers apart', async () => {
+    const app = await createApp({ imports: [cacheModule()], controllers: [CatsController, DogsController] });
+    const http = request(app.getHttpServer());
+    for (const [path, kind] of [
+      ['/cats/3', 'cat'],
+      ['/dogs/3', 'dog'],
+    ]) {
+      const first = await http.get(path).expect(200);
+      const second = await http.get(path).expect(200);
+      expect([first.body.kind, second.body.kind]).toEqual([kind, kind]);
+      expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
+    }
+    expect([calls['cat:3'], calls['dog:3']]).toEqual([1, 1]);
   });
 
   it('review: a 404 answered with Cache-Control: no-store is not cached either, and keeps its own body', async () => {

@@ -1,8 +1,7 @@
 import sjson from 'secure-json-parse';
 import { type CacheEnvelope, type EntryMeta, isEnvelope, metaOf } from './envelope.js';
 
-/** how a Date is written in stored JSON: `{"$date": epochMs}` */
-export const DATE_TAG = '$date';
+const DATE_TAG = '$date';
 const PARSE_OPTIONS = { protoAction: 'remove', constructorAction: 'remove' } as const;
 
 function replacer(this: Record<string, unknown>, key: string, value: unknown): unknown {

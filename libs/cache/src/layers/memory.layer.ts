@@ -2,7 +2,7 @@ import { LRUCache } from 'lru-cache';
 import rfdc from 'rfdc';
 import type { L1Values } from '../cache.options.js';
 import type { EntryMeta } from '../entry/envelope.js';
-import { DATE_TAG, deepFreeze, deserializeValue } from '../entry/serializer.js';
+import { deepFreeze, deserializeValue, wireJsonOf } from '../entry/serializer.js';
 
 /**
  * An L1 entry: metadata, the value serialized (as L2 holds it), and, from its first hit, the value
@@ -46,8 +46,10 @@ export class MemoryLayer {
       // Two bytes a UTF-16 code unit (V8 keeps most JSON in one byte a character: an upper bound),
       // and the parsed value counted as large as its text again (objects take more than their JSON,
       // strings and numbers less): an estimate, so that maxBytes bounds both forms.
-      // A value holding Dates may also keep its HTTP JSON (`json`), which differs from its text: counted too.
-      sizeCalculation: (item, key) => (item.raw.length * (item.raw.includes(DATE_TAG) ? 3 : 2) + key.length) * 2 + ITEM_OVERHEAD_BYTES,
+      // The HTTP JSON of a value holding Dates (`json`, see `jsonOf`) differs from its text: counted too.
+      sizeCalculation: (item, key) =>
+        (item.raw.length * 2 + (item.json === undefined || item.json === item.raw ? 0 : item.json.length) + key.length) * 2 +
+        ITEM_OVERHEAD_BYTES,
       dispose: (item, key) => this.unindex(key, item),
     });
   }
@@ -75,6 +77,23 @@ export class MemoryLayer {
     // The expiry is kept on the item and checked on read (lru-cache's own TTL costs every get a clock
     // read); an expired item that is never read again leaves with the least recently used.
     item.until = Date.now() + ttlMs;
+    this.hold(key, item);
+  }
+
+  /**
+   * The JSON an HTTP response carries for the value of `item` (Dates as ISO text), kept from the
+   * first time it is asked for. When it differs from the stored text, the entry held at `key` is
+   * replaced by one that keeps it, so that its size counts it.
+   */
+  jsonOf(key: string, item: MemoryItem): string {
+    if (item.json !== undefined) return item.json;
+    const json = wireJsonOf(item.raw);
+    if (json === item.raw) item.json = json;
+    else if (this.lru.peek(key) === item) this.hold(key, { ...item, json });
+    return json;
+  }
+
+  private hold(key: string, item: MemoryItem): void {
     this.lru.set(key, item);
     for (const tag of item.meta.t ?? []) {
       let keys = this.keysByTag.get(tag);

@@ -101,7 +101,7 @@ export class TwoLevelStore {
 
   readLocal(id: string, now = Date.now()): StoredValue | undefined {
     const item = this.localItem(id, now);
-    return item && { value: this.l1!.valueOf(item), meta: item.meta, layer: 'l1', json: () => (item.json ??= wireJsonOf(item.raw)) };
+    return item && { value: this.l1!.valueOf(item), meta: item.meta, layer: 'l1', json: () => this.l1!.jsonOf(id, item) };
   }
 
   /** The L1 item of `id` until its hard expiry (a sliding one is extended by the read), without its value. */

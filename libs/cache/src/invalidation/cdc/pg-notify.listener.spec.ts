@@ -206,7 +206,7 @@ describe('PgNotifyListener under a flood (issue 11 item 3)', () => {
         runtime,
       );
     expect(() => listen({ heartbeat: { interval: 'soon' as never } })).toThrow(/heartbeat\.interval/);
-    expect(() => listen({ heartbeat: { timeout: 0 } })).toThrow(/heartbeat\.timeout must be above zero/);
+    expect(() => listen({ heartbeat: { timeout: 0 } })).toThrow(/"heartbeat\.timeout" is invalid: must be above zero/);
     expect(() => listen({ connectTimeout: -1 })).toThrow(/connectTimeout/);
     expect(() => listen({ batch: { size: 0 } })).toThrow(/batch\.size/);
     expect(() => listen({ batch: { maxQueued: 1.5 } })).toThrow(/batch\.maxQueued/);

@@ -3,12 +3,11 @@ import type pg from 'pg';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { bounded } from '../../bounded.js';
-import { CacheOptionError } from '../../cache.errors.js';
 import { CacheRuntime } from '../../cache.runtime.js';
 import { CacheService } from '../../cache.service.js';
-import { toMilliseconds } from '../../duration.js';
 import { CACHE_CDC_OPTIONS } from './cache-cdc.module-definition.js';
-import type { CacheCdcOptions, CdcInvalidation, CdcNotification } from './cache-cdc.options.js';
+import { type CacheCdcOptions, cdcSettingsSchema, type CdcInvalidation, type CdcNotification } from './cache-cdc.options.js';
+import { parseOptions } from '../../option-schemas.js';
 import { InvalidationBatch } from './invalidation-batch.js';
 
 const notificationSchema = z.object({
@@ -56,14 +55,7 @@ const emptyTally = (): Tally => ({ received: 0, applied: 0, batches: 0, calls: 0
 @Injectable()
 export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger('PgNotifyListener');
-  private readonly channel: string;
-  private readonly minDelayMs: number;
-  private readonly maxDelayMs: number;
-  private readonly connectTimeoutMs: number;
-  private readonly heartbeatIntervalMs: number;
-  private readonly heartbeatTimeoutMs: number;
-  private readonly batchSize: number;
-  private readonly maxQueued: number;
+  private readonly settings: z.output<typeof cdcSettingsSchema>;
   private connection?: ListenConnection;
   private stopped = false;
   private connectedOnce = false;
@@ -86,14 +78,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     private readonly cache: CacheService,
     runtime: CacheRuntime,
   ) {
-    this.channel = options.channel ?? 'cache_invalidation';
-    this.minDelayMs = toMilliseconds(options.reconnect?.minDelay ?? 100, 'reconnect.minDelay');
-    this.maxDelayMs = toMilliseconds(options.reconnect?.maxDelay ?? 5_000, 'reconnect.maxDelay');
-    this.connectTimeoutMs = positiveDuration(options.connectTimeout, 5_000, 'connectTimeout');
-    this.heartbeatIntervalMs = positiveDuration(options.heartbeat?.interval, 5_000, 'heartbeat.interval');
-    this.heartbeatTimeoutMs = positiveDuration(options.heartbeat?.timeout, 2_000, 'heartbeat.timeout');
-    this.batchSize = positiveInteger(options.batch?.size, 1_000, 'batch.size');
-    this.maxQueued = positiveInteger(options.batch?.maxQueued, 100_000, 'batch.maxQueued');
+    this.settings = parseOptions(cdcSettingsSchema, options, 'CacheCdcModule');
     const registers = [runtime.metrics.registry];
     this.notifications = new Counter({ name: 'cdc_notifications_total', help: 'NOTIFY messages received', registers });
     this.lag = new Gauge({
@@ -121,7 +106,9 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
       connection.lost = true;
       clearInterval(connection.heartbeat);
       const { client } = connection;
-      await bounded(client.end(), this.connectTimeoutMs, 'closing the LISTEN connection').catch(() => client.connection.stream.destroy());
+      await bounded(client.end(), this.settings.connectTimeout, 'closing the LISTEN connection').catch(() =>
+        client.connection.stream.destroy(),
+      );
     }
     await this.draining;
   }
@@ -136,7 +123,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
       application_name: 'cachekit-cdc',
       keepAlive: true,
       keepAliveInitialDelayMillis: KEEPALIVE_IDLE_MS,
-      connectionTimeoutMillis: this.connectTimeoutMs,
+      connectionTimeoutMillis: this.settings.connectTimeout,
     });
     const connection: ListenConnection = { client, lost: false };
     this.connection = connection;
@@ -144,7 +131,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     client.on('notification', (message) => this.receive(message.payload));
     try {
       await client.connect();
-      await bounded(client.query(`LISTEN ${client.escapeIdentifier(this.channel)}`), this.connectTimeoutMs, 'LISTEN');
+      await bounded(client.query(`LISTEN ${client.escapeIdentifier(this.settings.channel)}`), this.settings.connectTimeout, 'LISTEN');
     } catch (error) {
       this.lose(connection, (error as Error).message);
       return;
@@ -156,7 +143,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     this.setUp(true);
     connection.heartbeat = this.startHeartbeat(connection);
     // After LISTEN: changes from now on arrive as notifications; those made before are covered here.
-    if (this.connectedOnce || this.options.resyncOnStart) this.requestResync();
+    if (this.connectedOnce || this.settings.resyncOnStart) this.requestResync();
     this.connectedOnce = true;
   }
 
@@ -166,11 +153,11 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     return setInterval(() => {
       if (beating || connection.lost) return;
       beating = true;
-      bounded(connection.client.query('SELECT 1'), this.heartbeatTimeoutMs, 'heartbeat').then(
+      bounded(connection.client.query('SELECT 1'), this.settings.heartbeat.timeout, 'heartbeat').then(
         () => (beating = false),
         (error: Error) => this.lose(connection, error.message),
       );
-    }, this.heartbeatIntervalMs).unref();
+    }, this.settings.heartbeat.interval).unref();
   }
 
   /** The connection is gone or useless: mark the listener down, destroy it, reconnect (and resync). */
@@ -190,7 +177,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   private scheduleReconnect(): void {
     if (this.stopped) return;
     clearTimeout(this.reconnectTimer);
-    const delay = Math.min(this.maxDelayMs, this.minDelayMs * 2 ** this.failures++);
+    const delay = Math.min(this.settings.reconnect.maxDelay, this.settings.reconnect.minDelay * 2 ** this.failures++);
     this.reconnectTimer = setTimeout(() => this.connectSafely(), delay * (0.5 + Math.random() / 2));
   }
 
@@ -216,9 +203,9 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     }
     this.notifications.inc();
     this.tally.received++;
-    if (this.queue.length >= this.maxQueued) {
+    if (this.queue.length >= this.settings.batch.maxQueued) {
       // Too far behind to catch up one change at a time: evicting everything the map covers is always safe.
-      this.logger.warn(`more than ${this.maxQueued} CDC notifications waiting: dropped them, resyncing instead`);
+      this.logger.warn(`more than ${this.settings.batch.maxQueued} CDC notifications waiting: dropped them, resyncing instead`);
       this.tally.dropped += this.queue.length;
       this.queue = [];
       this.resyncWanted = true;
@@ -249,7 +236,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
         this.resyncWanted = false;
         await this.resync();
       } else if (this.queue.length) {
-        await this.applyBatch(this.queue.splice(0, this.batchSize));
+        await this.applyBatch(this.queue.splice(0, this.settings.batch.size));
       } else {
         return;
       }
@@ -327,18 +314,4 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
 function asList(invalidations: CdcInvalidation | readonly CdcInvalidation[] | undefined): readonly CdcInvalidation[] {
   if (invalidations === undefined) return [];
   return Array.isArray(invalidations) ? invalidations : [invalidations as CdcInvalidation];
-}
-
-function positiveDuration(value: unknown, fallback: number, optionName: string): number {
-  const ms = value === undefined ? fallback : toMilliseconds(value, optionName);
-  if (ms <= 0) throw new CacheOptionError(`${optionName} must be above zero; got ${JSON.stringify(value)}`);
-  return ms;
-}
-
-function positiveInteger(value: unknown, fallback: number, optionName: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1) {
-    throw new CacheOptionError(`${optionName} must be a whole number above zero; got ${JSON.stringify(value)}`);
-  }
-  return value;
 }

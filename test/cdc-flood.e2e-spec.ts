@@ -11,7 +11,7 @@ import { AppModule } from '../apps/users-api/src/app.module.js';
 import { configureHttp } from '../apps/users-api/src/common/http-setup.js';
 import { loadConfig } from '../apps/users-api/src/config/app.config.js';
 import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from './support/services.js';
-import { within } from './support/wait.js';
+import { VISIBLE_MS, within } from './support/wait.js';
 
 const ROWS = 20_000;
 
@@ -110,7 +110,7 @@ describe('issue 11 item 3: CDC back-pressure (one UPDATE of 20,000 rows, users-a
       return a.body.name === `user ${first} v2` && b.body.name === `user ${last} v2` && page.body[0]?.name === `user ${first} v2`;
     };
     // Polled every 25 ms: the poll must not take the CPU from the listener it measures.
-    await within(8_000, async () => (await sleep(25), fresh()));
+    await within(VISIBLE_MS, async () => (await sleep(25), fresh()));
     const freshMs = Date.now() - started;
     await within(10_000, async () => (await metric('cdc_notifications_total')) >= notifications + ROWS);
     const allReceivedMs = Date.now() - started;
@@ -124,10 +124,10 @@ describe('issue 11 item 3: CDC back-pressure (one UPDATE of 20,000 rows, users-a
         `${cdc.mostAtOnce} at once; WARN/ERROR lines: ${logger.problems.length}` +
         (logger.problems.length ? `\n${logger.problems.slice(0, 5).join('\n')}` : ''),
     );
-    expect(freshMs).toBeLessThan(8_000);
     expect(cdc.mostAtOnce).toBe(1);
     expect(cdc.calls).toBeLessThan(100);
     expect(logger.problems.length).toBeLessThan(10);
-    expect(await metric('cdc_lag_seconds')).toBeLessThan(10);
+    // A unit check (seconds, not milliseconds), not a speed bound: how fast is bench/cdc-visibility.bench.ts.
+    expect(await metric('cdc_lag_seconds')).toBeLessThan(VISIBLE_MS / 1000);
   });
 });

@@ -5,7 +5,7 @@ import pg from 'pg';
 import { startUsersApiCluster, type UsersApi } from '../apps/users-api/test/users-app.js';
 import { type Address, type ClusterTopology, startCluster } from './support/redis-topologies.js';
 import { REDIS_URL } from './support/services.js';
-import { eventually, within } from './support/wait.js';
+import { eventually, VISIBLE_MS, within } from './support/wait.js';
 import { WorkerProcess } from './support/worker-process.js';
 
 const ADMIN_TOKEN = 'cluster-admin';
@@ -109,21 +109,21 @@ describe('issue 12: the cache on a Redis Cluster (3 primaries, 3 replicas), two 
     expect(holders.size).toBeGreaterThanOrEqual(2);
   });
 
-  it('a PUT on A is seen by B within a second', async () => {
+  it('a PUT on A is seen by B (not by TTL expiry: the bus and CDC)', async () => {
     const id = ids[1];
     await warmBoth(id);
     const put = await a.http().put(`/users/${id}`).send({ email: 'c1@example.com', name: 'renamed on A' }).expect(200);
     expect(put.body.name).toBe('renamed on A');
-    expect(await within(1_000, async () => (await nameOn(b, id)) === 'renamed on A')).toBeLessThan(1_000);
+    await within(VISIBLE_MS, async () => (await nameOn(b, id)) === 'renamed on A');
   });
 
-  it('an UPDATE made directly in SQL is seen by both instances within a second (CDC)', async () => {
+  it('an UPDATE made directly in SQL is seen by both instances (CDC)', async () => {
     for (const id of ids.slice(2, 5)) {
       await warmBoth(id);
       const name = `sql ${id} ${Date.now()}`;
       await sql.query('UPDATE users SET name = $1 WHERE id = $2', [name, id]);
       for (const instance of [a, b]) {
-        expect(await within(1_000, async () => (await nameOn(instance, id)) === name)).toBeLessThan(1_000);
+        await within(VISIBLE_MS, async () => (await nameOn(instance, id)) === name);
       }
     }
   });
@@ -159,14 +159,14 @@ describe('issue 12: the cache on a Redis Cluster (3 primaries, 3 replicas), two 
     expect(fresh.headers['x-cache']).toBe('MISS');
     expect(fresh.body.map((user: { id: number }) => user.id)).toContain(created.id);
     const seenOnB = async () => (await get(b, page)).body.some((user: { id: number }) => user.id === created.id);
-    expect(await within(1_000, seenOnB)).toBeLessThan(1_000);
+    await within(VISIBLE_MS, seenOnB);
 
     const id = ids[5];
     await b.http().put(`/users/${id}`).send({ email: 'c5@example.com', name: 'renamed in a page' }).expect(200);
     const nameInPage = async (instance: UsersApi) =>
       (await get(instance, page)).body.find((user: { id: number }) => user.id === id).name as string;
     expect(await nameInPage(b)).toBe('renamed in a page');
-    expect(await within(1_000, async () => (await nameInPage(a)) === 'renamed in a page')).toBeLessThan(1_000);
+    await within(VISIBLE_MS, async () => (await nameInPage(a)) === 'renamed in a page');
   });
 
   it('/cache/invalidate with the admin token makes the next read a MISS on both instances', async () => {
@@ -188,7 +188,7 @@ describe('issue 12: the cache on a Redis Cluster (3 primaries, 3 replicas), two 
     expect(answer.body.deleted).toBeGreaterThanOrEqual(1);
     expect(await admin.exists(entryKey(`user:${id}`))).toBe(0);
     // B has dropped its L1 copy once the bus message is in; then both read at once (one load, one waiter).
-    await within(1_000, async () => usersSeries(await metricsOf(b), 'cache_invalidations_total', ',source="bus"') > busBefore);
+    await within(VISIBLE_MS, async () => usersSeries(await metricsOf(b), 'cache_invalidations_total', ',source="bus"') > busBefore);
     const statuses = await Promise.all([a, b].map((instance) => xCache(instance, `/users/${id}`)));
     expect(statuses).toEqual(['MISS', 'MISS']);
     expect(await Promise.all([a, b].map((instance) => xCache(instance, `/users/${id}`)))).toEqual(['HIT', 'HIT']);
@@ -225,7 +225,7 @@ describe('issue 12: the cache on a Redis Cluster (3 primaries, 3 replicas), two 
     expect(inCluster).toBe(true);
   });
 
-  it('failover: reads keep answering while a replica takes over the slot, then a PUT on A reaches B within a second', async () => {
+  it('failover: reads keep answering while a replica takes over the slot, then a PUT on A reaches B', async () => {
     const id = ids[8];
     await warmBoth(id);
     // Users no instance has read yet: each is read once during the failover, past L1, so some of
@@ -319,7 +319,7 @@ describe('issue 12: the cache on a Redis Cluster (3 primaries, 3 replicas), two 
     }, 20_000);
     expect(reachable).toBe(true);
     await a.http().put(`/users/${id}`).send({ email, name: 'Again' }).expect(200);
-    expect(await within(1_000, async () => (await nameOn(b, id)) === 'Again')).toBeLessThan(1_000);
+    await within(VISIBLE_MS, async () => (await nameOn(b, id)) === 'Again');
     expect(await eventually(async () => (await admin.exists(key).catch(() => 0)) === 1, 10_000)).toBe(true);
   }, 60_000);
 });

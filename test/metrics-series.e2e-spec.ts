@@ -1,10 +1,9 @@
 import { Redis } from 'ioredis';
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { parsePrometheusText, sampleValue } from '../apps/users-api/test/prometheus-text.js';
 import { startUsersApiCluster } from '../apps/users-api/test/users-app.js';
 import { REDIS_URL } from './support/services.js';
-import { within } from './support/wait.js';
+import { untilClockPasses, VISIBLE_MS, within } from './support/wait.js';
 
 /** This spec's write-behind queue has a Redis database of its own (no worker consumes it here). */
 const queueUrl = (() => {
@@ -54,7 +53,7 @@ describe('GET /metrics: each series moves for its action', () => {
         .expect(201)
     ).body as { id: number };
     await within(
-      2000,
+      VISIBLE_MS,
       async () => (await value(0, 'cdc_notifications_total')) > before[0] && (await value(1, 'cdc_notifications_total')) > before[1],
     );
     return user;
@@ -90,7 +89,7 @@ describe('GET /metrics: each series moves for its action', () => {
   it('stale served within grace', async () => {
     const { id } = await createUser('series-stale');
     await cluster.instances[0].http().get(`/users/${id}`).expect(200);
-    await sleep(450);
+    await untilClockPasses(Date.now() + 400); // past the 400 ms TTL of the entry that answer stored, within its grace
     const before = await value(0, 'cache_stale_served_total', users);
     const stale = await cluster.instances[0].http().get(`/users/${id}`).expect(200);
     expect(stale.headers['x-cache']).toBe('STALE');
@@ -102,7 +101,7 @@ describe('GET /metrics: each series moves for its action', () => {
     const before = await value(0, 'cache_early_refreshes_total', users);
     await cluster.instances[0].http().get(`/users/${id}`).expect(200);
     // Hits in the last 200 ms before expiry; with a 60 ms load each refreshes early with p >= e^-3.3.
-    await sleep(200);
+    await untilClockPasses(Date.now() + 200);
     for (let i = 0; i < 40; i++) await cluster.instances[0].http().get(`/users/${id}`).expect(200);
     expect(await value(0, 'cache_early_refreshes_total', users)).toBeGreaterThan(before);
   });
@@ -128,8 +127,8 @@ describe('GET /metrics: each series moves for its action', () => {
     await cluster.instances[0].http().delete(`/users/${id}`).expect(204);
     expect(await value(0, 'cache_invalidations_total', { ...users, source: 'api' })).toBeGreaterThan(before.api);
     expect(await value(0, 'cache_invalidations_total', { ...users, source: 'tag' })).toBeGreaterThan(before.tag);
-    await within(2000, async () => (await value(1, 'cache_invalidations_total', { ...users, source: 'bus' })) > before.bus);
-    await within(2000, async () => (await value(0, 'cache_invalidations_total', { ...users, source: 'cdc' })) > before.cdc);
+    await within(VISIBLE_MS, async () => (await value(1, 'cache_invalidations_total', { ...users, source: 'bus' })) > before.bus);
+    await within(VISIBLE_MS, async () => (await value(0, 'cache_invalidations_total', { ...users, source: 'cdc' })) > before.cdc);
     expect(await value(0, 'cdc_notifications_total')).toBeGreaterThan(before.notifications);
     expect(await value(0, 'cdc_lag_seconds')).toBeLessThan(5);
     expect(await value(0, 'cdc_listener_up')).toBe(1);

@@ -2,7 +2,6 @@ import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import {
@@ -18,6 +17,7 @@ import {
 } from './support/compose.js';
 import { createTestDatabase } from './support/services.js';
 import { freePort } from './support/worker-process.js';
+import { VISIBLE_MS, within } from './support/wait.js';
 
 /**
  * The demo stack without Docker: docker-compose.yml is parsed with a real YAML parser, and the
@@ -355,14 +355,9 @@ describe('the docker-compose stack, run without Docker', () => {
     const accepted = await fetch(url('api1', `/users/${id}/settings`), { method: 'PATCH', ...json({ theme: 'dark' }) });
     expect(accepted.status).toBe(202);
     expect(await (await fetch(url('api2', `/users/${id}/settings`))).json()).toEqual({ theme: 'dark' });
-    const deadline = Date.now() + 10_000;
-    let persisted: unknown;
-    while (Date.now() < deadline) {
-      persisted = (await sql!.query('SELECT settings FROM users WHERE id = $1', [id])).rows[0]?.settings;
-      if (JSON.stringify(persisted) === '{"theme":"dark"}') break;
-      await sleep(100);
-    }
-    expect(persisted).toEqual({ theme: 'dark' });
+    const persisted = async () => (await sql!.query('SELECT settings FROM users WHERE id = $1', [id])).rows[0]?.settings;
+    await within(VISIBLE_MS, async () => JSON.stringify(await persisted()) === '{"theme":"dark"}');
+    expect(await persisted()).toEqual({ theme: 'dark' });
   });
 
   it('/metrics has cache_ and write_behind_ series, and exposes every metric the Grafana dashboard queries', async () => {

@@ -12,13 +12,22 @@ const CACHE_PROCESS_SCRIPT = resolve('test/support/cache-process.mjs');
 export class IpcProcess {
   private nextId = 0;
   private readonly waiting = new Map<number, (answer: any) => void>();
-  /** when each `loader-started` event arrived */
-  readonly loaderStarts: number[] = [];
 
   private constructor(readonly child: ChildProcess) {
     child.on('message', (message: any) => {
-      if (message.event === 'loader-started') this.loaderStarts.push(Date.now());
       if (message.id !== undefined) this.waiting.get(message.id)?.(message);
+    });
+  }
+
+  /** Resolves at the next event `name` the child sends (ask before what causes it). */
+  nextEvent(name: string): Promise<void> {
+    return new Promise((done) => {
+      const listener = (message: any) => {
+        if (message.event !== name) return;
+        this.child.off('message', listener);
+        done();
+      };
+      this.child.on('message', listener);
     });
   }
 

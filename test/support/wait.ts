@@ -1,5 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 
+export { untilClockPasses } from '../../libs/cache/test-support/wait.js';
+
+/**
+ * How long an e2e spec lets a change take to reach every instance before it fails: far below any
+ * TTL in the specs (so only an invalidation can explain it), far above what a busy machine needs.
+ * How fast changes really travel is measured by bench/cdc-visibility.bench.ts, not asserted in Jest.
+ */
+export const VISIBLE_MS = 10_000;
+
 /** Polls `check` every 2 ms until it holds; answers how long that took, or throws after `limitMs`. */
 export async function within(limitMs: number, check: () => Promise<boolean> | boolean): Promise<number> {
   const started = Date.now();

@@ -4,7 +4,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startInstance, type UsersApi } from '../apps/users-api/test/users-app.js';
 import { loadConfig } from '../apps/users-api/src/config/app.config.js';
-import { FreezingTcpProxy } from './support/freezing-tcp-proxy.js';
+import { TcpProxy } from './support/tcp-proxy.js';
 import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from './support/services.js';
 import { within } from './support/wait.js';
 
@@ -12,7 +12,7 @@ describe('issue 11 item 7: a LISTEN connection that goes silent is noticed (user
   const redis = new Redis(REDIS_URL);
   const prefix = uniquePrefix('cdc_heartbeat');
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
-  let proxy: FreezingTcpProxy;
+  let proxy: TcpProxy;
   let api: UsersApi;
   let sql: pg.Client;
   const ids: number[] = [];
@@ -26,7 +26,7 @@ describe('issue 11 item 7: a LISTEN connection that goes silent is noticed (user
   beforeAll(async () => {
     database = await createTestDatabase('cdc_heartbeat');
     const { port } = new URL(database.url);
-    proxy = await FreezingTcpProxy.start(Number(port || 5432));
+    proxy = await TcpProxy.start(Number(port || 5432));
     // The app's defaults: a heartbeat every 5 s with a 2 s timeout.
     api = await startInstance({
       ...loadConfig({}),

@@ -1,7 +1,6 @@
 import { Redis } from 'ioredis';
 import { startInstance, type UsersApi } from '../apps/users-api/test/users-app.js';
 import { loadConfig } from '../apps/users-api/src/config/app.config.js';
-import { FreezingTcpProxy } from './support/freezing-tcp-proxy.js';
 import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from './support/services.js';
 import { TcpProxy } from './support/tcp-proxy.js';
 import { within } from './support/wait.js';
@@ -17,7 +16,7 @@ describe('issue 11 item 12: requests that need a PostgreSQL that stopped answeri
   const apps: UsersApi[] = [];
   const proxies: { stop(): Promise<void> }[] = [];
 
-  const startBehind = async (proxy: TcpProxy | FreezingTcpProxy) => {
+  const startBehind = async (proxy: TcpProxy) => {
     proxies.push(proxy);
     const api = await startInstance({
       ...loadConfig({}),
@@ -68,7 +67,7 @@ describe('issue 11 item 12: requests that need a PostgreSQL that stopped answeri
   });
 
   it('issue 11 item 12: an open pooled connection goes silent mid-statement (a partition): the request answers 503 within 10 s, and the app recovers', async () => {
-    const proxy = await FreezingTcpProxy.start(Number(new URL(database.url).port || 5432));
+    const proxy = await TcpProxy.start(Number(new URL(database.url).port || 5432));
     const api = await startBehind(proxy);
     const [a, b] = [
       (await api.http().post('/users').send({ email: 'silent-a@example.com', name: 'a' }).expect(201)).body.id as number,

@@ -1,7 +1,7 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { NAMESPACE_PATTERN } from './cache.constants.js';
+import { NAMESPACE_PATTERN, REDIS_URL_PATTERN } from './cache.constants.js';
 import { namespaceDefaultsSchema, type NamespaceDefaults } from './cache.policy.js';
 import type { Configurable, DurationOption } from './duration.js';
 import { countSchema, durationSchema, parseOptions } from './option-schemas.js';
@@ -117,7 +117,7 @@ const headerNames = z.array(
     .transform((name) => name.toLowerCase()),
 );
 
-export const redisUrlSchema = z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://');
+export const redisUrlSchema = z.string().regex(REDIS_URL_PATTERN, 'must start with redis:// or rediss://');
 
 const address = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
 

@@ -2,7 +2,14 @@
 export { CacheModule } from './cache.module.js';
 export type { CacheModuleAsyncOptions } from './cache.module-definition.js';
 export type { CacheConfig, CacheModuleOptions, HttpCacheOptions, L1Values, RedisClusterOptions, SentinelOptions } from './cache.options.js';
-export { CACHE_ADMIN_TOKEN, CACHE_CONFIG, CACHE_STATUS_HEADER, DEFAULT_NAMESPACE, NAMESPACE_PATTERN } from './cache.constants.js';
+export {
+  CACHE_ADMIN_TOKEN,
+  CACHE_CONFIG,
+  CACHE_STATUS_HEADER,
+  DEFAULT_NAMESPACE,
+  NAMESPACE_PATTERN,
+  REDIS_URL_PATTERN,
+} from './cache.constants.js';
 export { CacheService, CacheNamespace } from './cache.service.js';
 export type { InvalidationTargets } from './cache.service.js';
 export type { CacheEntryOptions, NamespaceDefaults } from './cache.policy.js';

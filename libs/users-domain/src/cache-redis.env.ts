@@ -1,4 +1,4 @@
-import type { CacheModuleOptions } from '@cachekit/cache';
+import { type CacheModuleOptions, REDIS_URL_PATTERN } from '@cachekit/cache';
 import { z } from 'zod';
 
 const hostPorts = z
@@ -7,7 +7,7 @@ const hostPorts = z
   .optional();
 
 /** A redis:// or rediss:// URL variable. */
-export const redisUrlVariable = z.string().regex(/^rediss?:\/\//, 'must be a redis:// URL');
+export const redisUrlVariable = z.string().regex(REDIS_URL_PATTERN, 'must be a redis:// URL');
 
 /**
  * The variables that say where the cache Redis is, for both apps' environment schemas (spread them

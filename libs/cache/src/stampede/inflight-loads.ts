@@ -9,7 +9,7 @@ export interface InflightLoad {
 
 /**
  * The loads running in this process, so that an invalidation also stops an older value from
- * landing in L1 (Redis leases and tag stamps do the same for L2, and cover L1 too while Redis
+ * landing in L1 (Redis locks and tag stamps do the same for L2, and cover L1 too while Redis
  * answers).
  */
 export class InflightLoads {

@@ -1,7 +1,7 @@
 import { createCache, keyPrefix as prefix, redis, runtimeOf } from '../../test-support/cache-factory.js';
 import { heldLoader, latch, untilClockPasses, waitFor } from '../../test-support/wait.js';
 
-describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
+describe('grace, fail-safe, timeouts and locks (real Redis)', () => {
   it('serves stale within grace at once and runs one background refresh', async () => {
     const cache = await createCache();
     const [refreshing, refreshed] = [latch(), latch()];
@@ -103,7 +103,7 @@ describe('grace, fail-safe, timeouts and leases (real Redis)', () => {
     for (let round = 0; round < 30; round++) {
       const key = `race:${round}`;
       const invalidate = invalidations[round % invalidations.length];
-      // The loader runs: the load holds its lease and has taken its start time; its answer waits for the test.
+      // The loader runs: the load holds its lock and has taken its start time; its answer waits for the test.
       const held = heldLoader(() => 'old');
       const load = cache.getOrSet(key, held.loader, { tags: ['race'] });
       await held.started;

@@ -7,7 +7,7 @@ import { CacheCdcModule } from './cache-cdc.module.js';
 import type { CacheCdcOptions } from './cache-cdc.options.js';
 import { PgNotifyListener } from './pg-notify.listener.js';
 import { cacheModule, createTestingModule, keyPrefix, onTeardown } from '../../../test-support/cache-factory.js';
-import { FreezingTcpProxy } from '../../../test-support/freezing-tcp-proxy.js';
+import { TcpProxy } from '../../../test-support/tcp-proxy.js';
 import { createTestDatabase } from '../../../test-support/services.js';
 import { waitFor } from '../../../test-support/wait.js';
 
@@ -139,12 +139,12 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
 describe('PgNotifyListener through a network path that goes silent (issue 11 items 7 and 12)', () => {
   let database: Awaited<ReturnType<typeof createTestDatabase>>;
   let sql: pg.Client;
-  let proxy: FreezingTcpProxy;
+  let proxy: TcpProxy;
   let started: Awaited<ReturnType<typeof startListener>> | undefined;
 
   beforeAll(async () => {
     ({ database, sql } = await thingsDatabase('cdc_silent'));
-    proxy = await FreezingTcpProxy.start(Number(new URL(database.url).port || 5432));
+    proxy = await TcpProxy.start(Number(new URL(database.url).port || 5432));
     onTeardown(() => proxy.stop());
   });
 

@@ -130,7 +130,8 @@ describe('GET /metrics: each series moves for its action', () => {
     await within(VISIBLE_MS, async () => (await value(1, 'cache_invalidations_total', { ...users, source: 'bus' })) > before.bus);
     await within(VISIBLE_MS, async () => (await value(0, 'cache_invalidations_total', { ...users, source: 'cdc' })) > before.cdc);
     expect(await value(0, 'cdc_notifications_total')).toBeGreaterThan(before.notifications);
-    expect(await value(0, 'cdc_lag_seconds')).toBeLessThan(5);
+    // A unit check (seconds, not milliseconds), not a speed bound: how fast is bench/cdc-visibility.bench.ts.
+    expect(await value(0, 'cdc_lag_seconds')).toBeLessThan(VISIBLE_MS / 1000);
     expect(await value(0, 'cdc_listener_up')).toBe(1);
   });
 

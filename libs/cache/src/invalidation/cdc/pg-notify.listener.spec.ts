@@ -82,11 +82,16 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
   it('evicts the key of a row changed directly in SQL', async () => {
     await cacheAll([1, 2]);
     const before = await metric('cdc_notifications_total');
+    const updatedAt = Date.now();
     await sql.query(`UPDATE things SET name = 'v2' WHERE id = 1`);
     await waitFor(async () => (await things.get('thing:1')) === undefined, { what: 'the eviction of thing:1' });
     expect(await things.get('thing:2')).toBe('v1');
     expect(await metric('cdc_notifications_total')).toBe(before + 1);
-    expect(await metric('cdc_lag_seconds')).toBeLessThan(1);
+    // In seconds, and no more than the time that really passed (the trigger's stamp is whole
+    // seconds: up to one more); how fast CDC is, is the bench's to say.
+    const lag = await metric('cdc_lag_seconds');
+    expect(lag).toBeGreaterThanOrEqual(0);
+    expect(lag).toBeLessThanOrEqual((Date.now() - updatedAt) / 1000 + 1);
     expect(await metric('cdc_listener_up')).toBe(1);
   });
 

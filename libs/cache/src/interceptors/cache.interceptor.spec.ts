@@ -1,9 +1,11 @@
 import {
   BadRequestException,
   Controller,
+  type ExecutionContext,
   Get,
   Headers,
   type INestApplication,
+  Injectable,
   NotFoundException,
   Param,
   Post,
@@ -18,7 +20,8 @@ import { CacheEvict } from '../decorators/cache-evict.decorator.js';
 import { CachePut } from '../decorators/cache-put.decorator.js';
 import { CacheService } from '../cache.service.js';
 import { glob, keyPart } from '../keys/key-part.js';
-import { CacheInterceptor } from './cache.interceptor.js';
+import type { CacheableOptions } from '../cache-decorator.options.js';
+import { CacheInterceptor, type CacheableRequest } from './cache.interceptor.js';
 import { Cacheable } from '../decorators/cacheable.decorator.js';
 import { cacheModule, createApp, keyPrefix as prefix, redis } from '../../test-support/cache-factory.js';
 import { untilClockPasses, waitFor } from '../../test-support/wait.js';
@@ -130,6 +133,14 @@ class CatsController extends KindController {
 @Controller('dogs')
 class DogsController extends KindController {
   protected readonly kind = 'dog';
+}
+
+/** A subclass that keys responses by a tenant header as well, through the default key. */
+@Injectable()
+class TenantCacheInterceptor extends CacheInterceptor {
+  protected override trackBy(request: CacheableRequest, options: CacheableOptions, context?: ExecutionContext): string | undefined {
+    return super.trackBy(request, { ...options, varyHeaders: [...(options.varyHeaders ?? []), 'x-tenant'] }, context);
+  }
 }
 
 describe('CacheInterceptor over HTTP', () => {
@@ -281,6 +292,20 @@ describe('CacheInterceptor over HTTP', () => {
       expect([first.headers['x-cache'], second.headers['x-cache']]).toEqual(['MISS', 'HIT']);
     }
     expect([calls['cat:3'], calls['dog:3']]).toEqual([1, 1]);
+  });
+
+  it("review: a subclass's trackBy that adds vary headers to the options keeps responses apart by them", async () => {
+    const app = await createApp({
+      imports: [cacheModule()],
+      controllers: [ThingsController],
+      providers: [{ provide: APP_INTERCEPTOR, useClass: TenantCacheInterceptor }],
+    });
+    const http = request(app.getHttpServer());
+    const first = await http.get('/things/public/tenant').set('x-tenant', 'a').expect(200);
+    const other = await http.get('/things/public/tenant').set('x-tenant', 'b').expect(200);
+    const again = await http.get('/things/public/tenant').set('x-tenant', 'a').expect(200);
+    expect([first.headers['x-cache'], other.headers['x-cache'], again.headers['x-cache']]).toEqual(['MISS', 'MISS', 'HIT']);
+    expect(calls['public:tenant']).toBe(2);
   });
 
   it('review: a 404 answered with Cache-Control: no-store is not cached either, and keeps its own body', async () => {

@@ -334,9 +334,11 @@ export class CacheInterceptor implements NestInterceptor {
     const parts = [HTTP_KEY_FORMAT, method, plan ? plan.route : keyPart(request.url.split('?')[0])];
     parts.push(canonicalPairs(request.hosts ?? {}));
     if (this.config.http.keyByHost) parts.push(keyPart((request.hostname ?? '').replace(/:\d+$/, '').toLowerCase()));
-    const vary = plan
-      ? plan.varyHeaders
-      : [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
+    // The plan's list when these are the handler's own options (a subclass may pass others).
+    const vary =
+      plan?.cacheable === options
+        ? plan.varyHeaders
+        : [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
     if (vary.length) parts.push(canonicalPairs(Object.fromEntries(vary.map((name) => [name, header(request, name)]))));
     parts.push(canonicalPairs(request.params ?? {}), canonicalPairs(request.query ?? {}));
     return parts.join('|');

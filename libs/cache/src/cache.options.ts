@@ -4,7 +4,7 @@ import { z } from 'zod';
 import { NAMESPACE_PATTERN, REDIS_URL_PATTERN } from './cache.constants.js';
 import { namespaceDefaultsSchema, type NamespaceDefaults } from './cache.policy.js';
 import type { Configurable, DurationOption } from './duration.js';
-import { countSchema, durationSchema, parseOptions } from './option-schemas.js';
+import { countSchema, durationSchema, functionSchema, parseOptions } from './option-schemas.js';
 
 /** A Redis primary found through Sentinel (ioredis' `sentinels` and `name`), with its credentials. */
 export interface SentinelOptions {
@@ -190,7 +190,7 @@ const cacheOptionsSchema = z.strictObject({
   http: z
     .strictObject({
       credentialHeaders: headerNames.default([...DEFAULT_CREDENTIAL_HEADERS]),
-      principal: z.custom<(request: any) => string | undefined>((f) => typeof f === 'function', 'a function').optional(),
+      principal: functionSchema<(request: any) => string | undefined>().optional(),
       keyByHost: z.boolean().default(false),
       varyHeaders: headerNames.default([]),
     })

@@ -3,7 +3,7 @@ import { CacheOptionError } from './cache.errors.js';
 import type { Duration } from './duration.js';
 import type { EntryMeta } from './entry/envelope.js';
 import { isNegativeValue, Uncached } from './entry/http-response.js';
-import { durationSchema, parseOptions } from './option-schemas.js';
+import { durationSchema, functionSchema, parseOptions } from './option-schemas.js';
 
 export interface CacheEntryOptions<T = any> {
   /** How long the value is fresh. Default: the namespace's `ttl`, else the module's `defaultTtl`. */
@@ -50,7 +50,7 @@ export interface CacheEntryOptions<T = any> {
 /** The options a namespace may set for every call in it. */
 export type NamespaceDefaults = Omit<CacheEntryOptions, 'tags' | 'sliding' | 'version'>;
 
-const aFunction = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function', 'must be a function');
+const aFunction = functionSchema();
 const optionalDuration = durationSchema.optional();
 
 /** What a namespace may set (and a call too), durations parsed to milliseconds. */

@@ -12,6 +12,11 @@ export const durationSchema = z.unknown().transform((value, ctx) => {
   }
 });
 
+/** A function option (a key builder, a principal, a version or tags from a value). */
+export function functionSchema<F extends (...args: never[]) => unknown>() {
+  return z.custom<F>((value) => typeof value === 'function', 'must be a function');
+}
+
 /** A positive whole number, also as a digit string (environment variables arrive as text). */
 export const countSchema = z
   .union([

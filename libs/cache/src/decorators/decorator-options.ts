@@ -3,9 +3,9 @@ import { NAMESPACE_PATTERN } from '../cache.constants.js';
 import { CacheOptionError } from '../cache.errors.js';
 import { entryOptionFields } from '../cache.policy.js';
 import type { CacheNamespace } from '../cache.service.js';
-import { parseOptions } from '../option-schemas.js';
+import { functionSchema, parseOptions } from '../option-schemas.js';
 
-const aFunction = z.custom<(...args: never[]) => unknown>((value) => typeof value === 'function', 'must be a function');
+const aFunction = functionSchema();
 const namespace = z.string().regex(NAMESPACE_PATTERN, `must match ${NAMESPACE_PATTERN}`).optional();
 const stringsOrFunction = z.union([z.array(z.string()), aFunction], 'must be a list of strings or a function').optional();
 

@@ -283,7 +283,7 @@ export class CacheInterceptor implements NestInterceptor {
       cacheable,
       respondsItself: respondsItself(type, handler.name) || Boolean(this.reflector.get<unknown>(SSE_METADATA, handler)),
       route: `${type.name}.${handler.name}${version === undefined ? '' : `@${keyPart(canonical(version))}`}`,
-      varyHeaders: [...this.config.http.varyHeaders, ...(cacheable?.varyHeaders ?? []).map((name) => name.toLowerCase())],
+      varyHeaders: this.varyHeadersOf(cacheable ?? {}),
     };
   }
 
@@ -335,13 +335,15 @@ export class CacheInterceptor implements NestInterceptor {
     parts.push(canonicalPairs(request.hosts ?? {}));
     if (this.config.http.keyByHost) parts.push(keyPart((request.hostname ?? '').replace(/:\d+$/, '').toLowerCase()));
     // The plan's list when these are the handler's own options (a subclass may pass others).
-    const vary =
-      plan?.cacheable === options
-        ? plan.varyHeaders
-        : [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
+    const vary = plan?.cacheable === options ? plan.varyHeaders : this.varyHeadersOf(options);
     if (vary.length) parts.push(canonicalPairs(Object.fromEntries(vary.map((name) => [name, header(request, name)]))));
     parts.push(canonicalPairs(request.params ?? {}), canonicalPairs(request.query ?? {}));
     return parts.join('|');
+  }
+
+  /** The request headers a key holds: the module's, then the route's (lower case). */
+  private varyHeadersOf(options: CacheableOptions): string[] {
+    return [...this.config.http.varyHeaders, ...(options.varyHeaders ?? []).map((name) => name.toLowerCase())];
   }
 
   /** The message pattern of an RPC handler, as `@MessagePattern`/`@EventPattern` declared it. */

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import type { Duration } from '../../duration.js';
 import type { InvalidationTargets } from '../../cache.service.js';
-import { durationSchema } from '../../option-schemas.js';
+import { countSchema, durationSchema } from '../../option-schemas.js';
 
 /** What the trigger sends: ids only (a NOTIFY payload is limited to 8000 bytes). */
 export interface CdcNotification {
@@ -53,7 +53,6 @@ export interface CacheCdcOptions {
 }
 
 const positiveDuration = durationSchema.pipe(z.number().positive('must be above zero'));
-const positiveCount = z.number().int('must be a whole number above zero').positive('must be a whole number above zero');
 
 /** The listener's settings from `CacheCdcOptions`, defaults filled in, durations in milliseconds (checked at start-up). */
 export const cdcSettingsSchema = z.object({
@@ -61,6 +60,6 @@ export const cdcSettingsSchema = z.object({
   reconnect: z.strictObject({ minDelay: durationSchema.default(100), maxDelay: durationSchema.default(5_000) }).prefault({}),
   connectTimeout: positiveDuration.default(5_000),
   heartbeat: z.strictObject({ interval: positiveDuration.default(5_000), timeout: positiveDuration.default(2_000) }).prefault({}),
-  batch: z.strictObject({ size: positiveCount.default(1_000), maxQueued: positiveCount.default(100_000) }).prefault({}),
+  batch: z.strictObject({ size: countSchema.default(1_000), maxQueued: countSchema.default(100_000) }).prefault({}),
   resyncOnStart: z.boolean().default(false),
 });

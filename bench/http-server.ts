@@ -1,7 +1,7 @@
 /**
  * One server of the HTTP benchmark (bench/http.bench.ts), in a process of its own so that the load
  * generator and the server do not share an event loop:
- * `node --import ./bench/register.mjs bench/http-server.ts <express|fastify> <bare|cachekit|cache-manager> <port>`.
+ * `node --import ./bench/register.mjs bench/http-server.ts <express|fastify> <bare|pass-through|cachekit|cache-manager> <port>`.
  * One Nest app, one route `GET /users/:id`, on 127.0.0.1. `cachekit` needs Redis at REDIS_URL and
  * keeps its keys under BENCH_KEY_PREFIX (the bench deletes them). Started by the bench, it reports
  * over IPC: `{ type: 'listening' }` once it serves, and when asked with `{ type: 'stats' }`, how many
@@ -9,7 +9,20 @@
  */
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
-import { Controller, Get, type INestApplication, Module, type ModuleMetadata, Param, type Type, UseInterceptors } from '@nestjs/common';
+import {
+  type CallHandler,
+  Controller,
+  type ExecutionContext,
+  Get,
+  type INestApplication,
+  Injectable,
+  Module,
+  type ModuleMetadata,
+  type NestInterceptor,
+  Param,
+  type Type,
+  UseInterceptors,
+} from '@nestjs/common';
 import { type AbstractHttpAdapter, NestFactory } from '@nestjs/core';
 import { ExpressAdapter } from '@nestjs/platform-express';
 import { CacheInterceptor as CacheManagerInterceptor, CacheModule as CacheManagerModule } from '@nestjs/cache-manager';
@@ -18,7 +31,7 @@ import { Redis } from 'ioredis';
 import { dropPrefix, REDIS_URL } from '../test/support/services.js';
 
 const ADAPTERS = ['express', 'fastify'] as const;
-const VARIANTS = ['bare', 'cachekit', 'cache-manager'] as const;
+const VARIANTS = ['bare', 'pass-through', 'cachekit', 'cache-manager'] as const;
 export type AdapterName = (typeof ADAPTERS)[number];
 export type Variant = (typeof VARIANTS)[number];
 
@@ -54,6 +67,23 @@ class BareUsersController {
   }
 }
 
+/** Does nothing: what Nest's interceptor machinery alone costs a request, the floor of any cache built as an interceptor. */
+@Injectable()
+class PassThroughInterceptor implements NestInterceptor {
+  intercept(_context: ExecutionContext, next: CallHandler) {
+    return next.handle();
+  }
+}
+
+@Controller('users')
+class PassThroughUsersController {
+  @Get(':id')
+  @UseInterceptors(PassThroughInterceptor)
+  findOne(@Param('id') id: string) {
+    return loadUser(id);
+  }
+}
+
 @Controller('users')
 class CachekitUsersController {
   @Get(':id')
@@ -75,6 +105,7 @@ class CacheManagerUsersController {
 function appModule(variant: Variant, keyPrefix: string): Type {
   const metadata: Record<Variant, ModuleMetadata> = {
     bare: { controllers: [BareUsersController] },
+    'pass-through': { controllers: [PassThroughUsersController] },
     cachekit: {
       imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix })],
       controllers: [CachekitUsersController],

@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { CacheRuntime } from '../../cache.runtime.js';
@@ -55,6 +56,7 @@ async function startListener(connectionString: string, label: string, options: P
   return {
     things: moduleRef.get(CacheService).namespace('things'),
     listener: moduleRef.get(PgNotifyListener),
+    close: () => moduleRef.close(),
     metric: async (name: string) => {
       const line = (await runtime.metrics.registry.metrics()).split('\n').find((l) => l.startsWith(`${name} `));
       return Number(line?.split(' ')[1] ?? NaN);
@@ -67,10 +69,12 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
   let things: ReturnType<CacheService['namespace']>;
   let listener: PgNotifyListener;
   let metric: (name: string) => Promise<number>;
+  let databaseUrl: string;
 
   beforeAll(async () => {
     const created = await thingsDatabase('cdc_listener');
     sql = created.sql;
+    databaseUrl = created.database.url;
     ({ things, listener, metric } = await startListener(created.database.url, 'listener'));
     await waitFor(() => listener.up, { what: 'the listener up' });
   });
@@ -126,6 +130,41 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     expect(listener.up).toBe(true);
   });
 
+  it('caughtUp() resolves once the changes committed before it are evicted, however slow the eviction', async () => {
+    await cacheAll([7, 8]);
+    const notifications = await metric('cdc_notifications_total');
+    // Evictions take 300 ms here: a caughtUp() that resolved when its own NOTIFY came back would
+    // find thing:7 still cached.
+    const invalidate = things.invalidate.bind(things);
+    things.invalidate = async (...args: Parameters<typeof invalidate>) => {
+      await sleep(300);
+      return invalidate(...args);
+    };
+    try {
+      await sql.query(`UPDATE things SET name = 'v2' WHERE id = 7`);
+      await listener.caughtUp();
+      expect(await things.get('thing:7')).toBeUndefined();
+      expect(await things.get('thing:8')).toBe('v1');
+    } finally {
+      things.invalidate = invalidate;
+    }
+    // Its own NOTIFY is no change: neither counted nor applied.
+    expect(await metric('cdc_notifications_total')).toBe(notifications + 1);
+    await listener.caughtUp();
+    expect(await metric('cdc_notifications_total')).toBe(notifications + 1);
+  });
+
+  it("caughtUp() of two listeners on one channel: each skips the other's NOTIFY; a closed one rejects at once", async () => {
+    const other = await startListener(databaseUrl, 'other');
+    await waitFor(() => other.listener.up, { what: 'the second listener up' });
+    const counts = async () => [await metric('cdc_notifications_total'), await other.metric('cdc_notifications_total')];
+    const before = await counts();
+    await Promise.all([listener.caughtUp(), other.listener.caughtUp(), listener.caughtUp()]);
+    expect(await counts()).toEqual(before);
+    await other.close();
+    await expect(other.listener.caughtUp()).rejects.toThrow(/LISTEN connection is down/);
+  });
+
   it('after its connection is killed, reconnects and resyncs, so changes made meanwhile are not missed', async () => {
     const ids = [10, 11, 12, 13, 14, 15, 16, 17, 18, 19];
     await cacheAll(ids);
@@ -172,13 +211,20 @@ describe('PgNotifyListener through a network path that goes silent (issue 11 ite
     const resyncs = await metric('cdc_resyncs_total');
 
     proxy.freeze();
+    // Its NOTIFY cannot go out: the lost connection ends it, long before its own timeout.
+    const barrier = listener.caughtUp('1m').then(
+      () => 'resolved',
+      (error: Error) => error.message,
+    );
     for (const id of ids) await sql.query(`UPDATE things SET name = 'v2' WHERE id = $1`, [id]);
     await waitFor(async () => !listener.up && (await metric('cdc_listener_up')) === 0, { what: 'the listener marked down' });
+    expect(await barrier).toMatch(/LISTEN connection was lost/);
     expect(await things.get('thing:1')).toBe('v1');
 
     proxy.thaw();
     await waitFor(async () => listener.up && (await metric('cdc_resyncs_total')) === resyncs + 1, { what: 'the reconnect and resync' });
     for (const id of ids) expect(await things.get(`thing:${id}`)).toBeUndefined();
+    await listener.caughtUp();
   });
 });
 

@@ -1,10 +1,12 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { bounded } from '../../bounded.js';
 import { CacheRuntime } from '../../cache.runtime.js';
 import { CacheService } from '../../cache.service.js';
+import { type Duration, toMilliseconds } from '../../duration.js';
 import { CACHE_CDC_OPTIONS } from './cache-cdc.module-definition.js';
 import { type CacheCdcOptions, cdcSettingsSchema, type CdcInvalidation, type CdcNotification } from './cache-cdc.options.js';
 import { parseOptions } from '../../option-schemas.js';
@@ -17,6 +19,9 @@ const notificationSchema = z.object({
   version: z.number().optional(),
   ts: z.number().optional(),
 });
+
+/** The payload of a `caughtUp()` NOTIFY: every listener on the channel skips it, its sender waits for it. */
+const BARRIER_FIELD = 'cachekitBarrier';
 
 /** TCP keepalive idle delay of the LISTEN connection (the OS default is two hours). */
 const KEEPALIVE_IDLE_MS = 10_000;
@@ -44,6 +49,18 @@ interface Tally {
 
 const emptyTally = (): Tally => ({ received: 0, applied: 0, batches: 0, calls: 0, ignored: 0, failed: 0, dropped: 0 });
 
+/** A `caughtUp()` call: its NOTIFY on the way, then what it waits for. */
+interface Barrier {
+  arrived: () => void;
+  failed: (error: Error) => void;
+}
+
+/** What a barrier waits for once its NOTIFY arrived: the notifications queued before it, the resyncs asked before it. */
+interface Progress {
+  notifications: number;
+  resyncs: number;
+}
+
 /**
  * CDC invalidation: LISTENs on a dedicated PostgreSQL connection and evicts what the map derives
  * from each NOTIFY. Notifications are queued and applied in coalesced batches, one batch at a
@@ -66,6 +83,13 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   private queue: CdcNotification[] = [];
   private resyncWanted = false;
   private draining?: Promise<void>;
+  /** since start-up: notifications queued; of them, applied (or covered by a resync); resyncs asked; of them, done */
+  private readonly asked: Progress = { notifications: 0, resyncs: 0 };
+  private readonly done: Progress = { notifications: 0, resyncs: 0 };
+  /** notifications dropped for a resync, counted as done once it ran */
+  private coveredByResync = 0;
+  private readonly barriers = new Map<string, Barrier>();
+  private readonly waiters = new Set<{ until: Progress; resolve: () => void }>();
   private tally = emptyTally();
   private readonly notifications: Counter;
   private readonly lag: Gauge;
@@ -95,8 +119,31 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     this.connectSafely();
   }
 
+  /**
+   * Resolves once every change committed before the call has been evicted here: a NOTIFY of its
+   * own goes down the channel behind them (PostgreSQL delivers notifications in commit order), and
+   * once it is back, the notifications queued before it and any resync asked before it have run.
+   * For a service that must not read its own out-of-band change from the cache (a migration, a
+   * script, a test). Rejects at once while the LISTEN connection is down, if it is lost meanwhile,
+   * or after `timeout` (default 10 s); a resync then still follows the reconnection.
+   */
+  async caughtUp(timeout: Duration = '10s'): Promise<void> {
+    const ms = toMilliseconds(timeout, 'timeout');
+    const connection = this.connection;
+    if (!this.up || !connection) throw new Error('the LISTEN connection is down: CDC cannot catch up now');
+    const id = randomUUID();
+    const arrived = new Promise<void>((resolve, reject) => this.barriers.set(id, { arrived: resolve, failed: reject }));
+    try {
+      const notify = connection.client.query('SELECT pg_notify($1, $2)', [this.settings.channel, JSON.stringify({ [BARRIER_FIELD]: id })]);
+      await bounded(Promise.all([notify, arrived]), ms, 'CDC caughtUp()');
+    } finally {
+      this.barriers.delete(id);
+    }
+  }
+
   async onApplicationShutdown(): Promise<void> {
     this.stopped = true;
+    this.failBarriers('the application is shutting down');
     clearTimeout(this.reconnectTimer);
     clearInterval(this.summaryTimer);
     const connection = this.connection;
@@ -170,6 +217,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     if (this.connection !== connection || this.stopped) return;
     this.connection = undefined;
     this.setUp(false);
+    this.failBarriers(`the LISTEN connection was lost${reason ? `: ${reason}` : ''}`);
     this.logger.warn(`LISTEN connection lost${reason ? `: ${reason}` : ''}; reconnecting`);
     this.scheduleReconnect();
   }
@@ -195,7 +243,9 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   private receive(payload: string | undefined): void {
     let notification: CdcNotification;
     try {
-      notification = notificationSchema.parse(JSON.parse(payload ?? ''));
+      const message: unknown = JSON.parse(payload ?? '');
+      if (isBarrier(message)) return this.barrierArrived(message[BARRIER_FIELD]);
+      notification = notificationSchema.parse(message);
     } catch {
       this.tally.ignored++;
       this.tally.lastProblem = `ignored a notification that is not {table, op, id}: ${String(payload).slice(0, 200)}`;
@@ -207,16 +257,44 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
       // Too far behind to catch up one change at a time: evicting everything the map covers is always safe.
       this.logger.warn(`more than ${this.settings.batch.maxQueued} CDC notifications waiting: dropped them, resyncing instead`);
       this.tally.dropped += this.queue.length;
+      this.coveredByResync += this.queue.length;
       this.queue = [];
+      this.asked.resyncs++;
       this.resyncWanted = true;
     }
+    this.asked.notifications++;
     this.queue.push(notification);
     this.kick();
   }
 
   private requestResync(): void {
+    this.asked.resyncs++;
     this.resyncWanted = true;
     this.kick();
+  }
+
+  // BARRIERS: `caughtUp()` resolves once what was asked before its NOTIFY arrived is done.
+  private barrierArrived(id: string): void {
+    const barrier = this.barriers.get(id);
+    if (!barrier) return; // another process's, or one that timed out
+    const until = { ...this.asked };
+    const waiter = { until, resolve: barrier.arrived };
+    this.waiters.add(waiter);
+    this.wakeWaiters();
+  }
+
+  private wakeWaiters(): void {
+    for (const waiter of this.waiters) {
+      if (this.done.notifications < waiter.until.notifications || this.done.resyncs < waiter.until.resyncs) continue;
+      this.waiters.delete(waiter);
+      waiter.resolve();
+    }
+  }
+
+  private failBarriers(reason: string): void {
+    for (const barrier of this.barriers.values()) barrier.failed(new Error(reason));
+    this.barriers.clear();
+    this.waiters.clear();
   }
 
   /** Starts draining unless it runs; on the next turn, so that one socket read's notifications share a batch. */
@@ -234,7 +312,13 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     while (!this.stopped) {
       if (this.resyncWanted) {
         this.resyncWanted = false;
-        await this.resync();
+        const [asked, covered] = [this.asked.resyncs, this.coveredByResync];
+        if (await this.resync()) {
+          this.done.resyncs = asked;
+          this.done.notifications += covered;
+          this.coveredByResync -= covered;
+          this.wakeWaiters();
+        }
       } else if (this.queue.length) {
         await this.applyBatch(this.queue.splice(0, this.settings.batch.size));
       } else {
@@ -256,11 +340,14 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     await this.invalidate(coalesced);
     this.tally.applied += batch.length;
     this.tally.batches++;
+    this.done.notifications += batch.length;
+    this.wakeWaiters();
     const last = batch.findLast((notification) => notification.ts !== undefined);
     if (last?.ts !== undefined) this.lag.set(Math.max(0, Date.now() / 1000 - last.ts));
   }
 
-  private async resync(): Promise<void> {
+  /** Whether the resync ran (its evictions were attempted). */
+  private async resync(): Promise<boolean> {
     this.logger.log('resyncing: evicting everything the CDC map covers');
     const coalesced = new InvalidationBatch();
     try {
@@ -269,10 +356,11 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
       // Try again after a reconnect (with backoff), which resyncs.
       this.logger.warn(`CDC resync failed: ${(error as Error).message}`);
       if (this.connection) this.lose(this.connection, 'the resync failed');
-      return;
+      return false;
     }
     await this.invalidate(coalesced);
     this.resyncs.inc();
+    return true;
   }
 
   private async invalidate(coalesced: InvalidationBatch): Promise<void> {
@@ -309,6 +397,10 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     this.up = up;
     this.listenerUp.set(up ? 1 : 0);
   }
+}
+
+function isBarrier(message: unknown): message is { [BARRIER_FIELD]: string } {
+  return typeof message === 'object' && message !== null && typeof (message as Record<string, unknown>)[BARRIER_FIELD] === 'string';
 }
 
 function asList(invalidations: CdcInvalidation | readonly CdcInvalidation[] | undefined): readonly CdcInvalidation[] {

@@ -31,6 +31,8 @@ describe('issue 11 item 1: a deleted user never comes back from the cache (users
   const putUser = async (label: string): Promise<UserBody> => {
     const email = `${label}@example.com`;
     const created = (await api.http().post('/users').send({ email, name: label }).expect(201)).body as UserBody;
+    // The INSERT's notification sets the version floor that lets the PUT's write-through land.
+    await api.cdcCaughtUp();
     const put = (
       await api
         .http()

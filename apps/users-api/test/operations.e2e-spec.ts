@@ -27,23 +27,8 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
 
   const value = (samples: Sample[], name: string, labels: Record<string, string> = {}) => sampleValue(samples, name, labels) ?? 0;
 
-  /** Waits until CDC has seen `count` notifications, so that a late one cannot evict what a test just cached. */
-  const cdcApplied = (samples: Sample[]) => value(samples, 'cache_invalidations_total', { namespace: 'users', source: 'cdc' });
-  /** Until `count` notifications were received and the invalidations they carry applied (the counter moved past `applied`). */
-  const cdcSettled = async (count: number, applied: number) => {
-    const deadline = Date.now() + 5_000;
-    for (;;) {
-      const samples = await scrape();
-      if (value(samples, 'cdc_notifications_total') >= count && cdcApplied(samples) > applied) return;
-      if (Date.now() > deadline) throw new Error(`CDC did not apply ${count} notifications in 5 s`);
-      await new Promise((resolve) => setTimeout(resolve, 25));
-    }
-  };
-
-  /** A new user whose INSERT notification has already been applied. */
+  /** A new user whose INSERT notification both instances have applied: a late one cannot evict what a test caches next. */
   const createUser = async (name: string) => {
-    const samples = await scrape();
-    const [before, applied] = [value(samples, 'cdc_notifications_total'), cdcApplied(samples)];
     const user = (
       await api
         .http()
@@ -51,7 +36,7 @@ describe('users-api operations: /metrics, /health, /cache/stats, /cache/invalida
         .send({ email: `ops${++emailCount}@example.com`, name })
         .expect(201)
     ).body;
-    await cdcSettled(before + 1, applied);
+    await Promise.all([api.cdcCaughtUp(), adminOff.cdcCaughtUp()]);
     return user as { id: number; name: string };
   };
 

@@ -1,8 +1,10 @@
+import { PgNotifyListener } from '@cachekit/cache/cdc';
 import { Test } from '@nestjs/testing';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { Redis } from 'ioredis';
 import request from 'supertest';
 import { createTestDatabase, dropPrefix, REDIS_URL, uniquePrefix } from '../../../test/support/services.js';
+import { VISIBLE_MS, within } from '../../../test/support/wait.js';
 import { AppModule } from '../src/app.module.js';
 import { configureHttp } from '../src/common/http-setup.js';
 import { type AppConfig, loadConfig } from '../src/config/app.config.js';
@@ -15,7 +17,16 @@ export async function startInstance(config: AppConfig) {
   const app = moduleRef.createNestApplication<NestExpressApplication>({ bodyParser: false, logger: ['error'] });
   configureHttp(app);
   await app.init();
-  return { app, config, http: () => request(app.getHttpServer()), close: () => app.close() };
+  const listener = app.get(PgNotifyListener);
+  /**
+   * Until this instance has evicted what every change committed so far calls for (its listener
+   * may still be connecting): a late notification can then no longer evict what a test caches next.
+   */
+  const cdcCaughtUp = async () => {
+    await within(VISIBLE_MS, () => listener.up);
+    await listener.caughtUp();
+  };
+  return { app, config, http: () => request(app.getHttpServer()), cdcCaughtUp, close: () => app.close() };
 }
 
 /**

@@ -13,8 +13,12 @@ describe('users-api /users (real PostgreSQL and Redis)', () => {
     await api?.stop();
   });
 
-  const createUser = async (email: string, name: string, settings?: object) =>
-    (await api.http().post('/users').send({ email, name, settings }).expect(201)).body;
+  /** A new user whose INSERT notification has been applied: it cannot evict what the test caches next. */
+  const createUser = async (email: string, name: string, settings?: object) => {
+    const user = (await api.http().post('/users').send({ email, name, settings }).expect(201)).body;
+    await api.cdcCaughtUp();
+    return user;
+  };
 
   const userCount = async () => Number((await api.app.get(AppDataSource).query('SELECT count(*) AS n FROM users'))[0].n);
 

@@ -1,4 +1,3 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { Registry } from 'prom-client';
 import { CacheRuntime } from '../../cache.runtime.js';
@@ -130,31 +129,40 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     expect(listener.up).toBe(true);
   });
 
-  it('caughtUp() resolves once the changes committed before it are evicted, however slow the eviction', async () => {
+  it('caughtUp() resolves once the changes committed before it are evicted, not when its own NOTIFY is back', async () => {
     await cacheAll([7, 8]);
     const notifications = await metric('cdc_notifications_total');
-    // Evictions take 300 ms here: a caughtUp() that resolved when its own NOTIFY came back would
-    // find thing:7 still cached.
+    // The eviction of the UPDATE is held at a gate until the test opens it.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
     const invalidate = things.invalidate.bind(things);
     things.invalidate = async (...args: Parameters<typeof invalidate>) => {
-      await sleep(300);
+      await gate;
       return invalidate(...args);
     };
     try {
       await sql.query(`UPDATE things SET name = 'v2' WHERE id = 7`);
-      await listener.caughtUp();
+      let resolved = false;
+      const caughtUp = listener.caughtUp().then(() => (resolved = true));
+      // A change of another table, committed after the barrier's NOTIFY: once it is received, so is the barrier.
+      await sql.query(`SELECT pg_notify('cache_invalidation', '{"table":"others","op":"UPDATE","id":1}')`);
+      await waitFor(async () => (await metric('cdc_notifications_total')) === notifications + 2, { what: 'the later notification' });
+      expect(resolved).toBe(false);
+      expect(await things.get('thing:7')).toBe('v1');
+      open();
+      await caughtUp;
       expect(await things.get('thing:7')).toBeUndefined();
       expect(await things.get('thing:8')).toBe('v1');
     } finally {
+      open();
       things.invalidate = invalidate;
     }
     // Its own NOTIFY is no change: neither counted nor applied.
-    expect(await metric('cdc_notifications_total')).toBe(notifications + 1);
     await listener.caughtUp();
-    expect(await metric('cdc_notifications_total')).toBe(notifications + 1);
+    expect(await metric('cdc_notifications_total')).toBe(notifications + 2);
   });
 
-  it("caughtUp() of two listeners on one channel: each skips the other's NOTIFY; a closed one rejects at once", async () => {
+  it('caughtUp() of two listeners on one channel: each catches up on its own NOTIFY, neither counts one as a change; a closed one rejects at once', async () => {
     const other = await startListener(databaseUrl, 'other');
     await waitFor(() => other.listener.up, { what: 'the second listener up' });
     const counts = async () => [await metric('cdc_notifications_total'), await other.metric('cdc_notifications_total')];

@@ -7,7 +7,8 @@ export type CacheErrorCode =
   | 'CACHE_LOADER_TIMEOUT'
   | 'CACHE_NOT_CONFIGURED'
   | 'CACHE_REDIS_UNAVAILABLE'
-  | 'CACHE_QUEUE_UNAVAILABLE';
+  | 'CACHE_QUEUE_UNAVAILABLE'
+  | 'CACHE_CDC_UNAVAILABLE';
 
 /**
  * What the library throws (guards and interceptors answer with Nest's HTTP exceptions instead):
@@ -62,14 +63,18 @@ export class CacheNotConfiguredError extends CacheError {
 }
 
 /**
- * Redis (a Redis structure has no other source to answer from) or the write-behind queue did not
- * answer; `cause` holds the client's error. Cached reads and writes never throw it: they answer
+ * Redis (a Redis structure has no other source to answer from), the write-behind queue, or (for
+ * `PgNotifyListener.caughtUp()`) the CDC listener's connection did not answer; `cause` holds the client's error. Cached reads and writes never throw it: they answer
  * from L1 or the loader instead.
  */
 export class CacheUnavailableError extends CacheError {
   override readonly name = 'CacheUnavailableError';
 
-  constructor(code: 'CACHE_REDIS_UNAVAILABLE' | 'CACHE_QUEUE_UNAVAILABLE', message: string, options?: { cause?: unknown }) {
+  constructor(
+    code: 'CACHE_REDIS_UNAVAILABLE' | 'CACHE_QUEUE_UNAVAILABLE' | 'CACHE_CDC_UNAVAILABLE',
+    message: string,
+    options?: { cause?: unknown },
+  ) {
     super(code, message, options);
   }
 }

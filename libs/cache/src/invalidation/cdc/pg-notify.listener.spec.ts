@@ -170,7 +170,9 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     await Promise.all([listener.caughtUp(), other.listener.caughtUp(), listener.caughtUp()]);
     expect(await counts()).toEqual(before);
     await other.close();
-    await expect(other.listener.caughtUp()).rejects.toThrow(/LISTEN connection is down/);
+    const closed = other.listener.caughtUp();
+    await expect(closed).rejects.toThrow(/LISTEN connection is down/);
+    await expect(closed).rejects.toMatchObject({ name: 'CacheUnavailableError', code: 'CACHE_CDC_UNAVAILABLE' });
   });
 
   it('after its connection is killed, reconnects and resyncs, so changes made meanwhile are not missed', async () => {

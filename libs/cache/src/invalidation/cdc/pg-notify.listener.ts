@@ -4,6 +4,7 @@ import type pg from 'pg';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
 import { bounded } from '../../bounded.js';
+import { CacheUnavailableError } from '../../cache.errors.js';
 import { CacheRuntime } from '../../cache.runtime.js';
 import { CacheService } from '../../cache.service.js';
 import { type Duration, toMilliseconds } from '../../duration.js';
@@ -49,16 +50,17 @@ interface Tally {
 
 const emptyTally = (): Tally => ({ received: 0, applied: 0, batches: 0, calls: 0, ignored: 0, failed: 0, dropped: 0 });
 
-/** A `caughtUp()` call: its NOTIFY on the way, then what it waits for. */
-interface Barrier {
-  arrived: () => void;
-  failed: (error: Error) => void;
-}
-
-/** What a barrier waits for once its NOTIFY arrived: the notifications queued before it, the resyncs asked before it. */
+/** Notifications queued and resyncs asked (or, of them, done) since start-up. */
 interface Progress {
   notifications: number;
   resyncs: number;
+}
+
+/** A `caughtUp()` call: `until` is set when its NOTIFY arrives (what was asked before it); it resolves once that is done. */
+interface Barrier {
+  until?: Progress;
+  resolve: () => void;
+  reject: (error: Error) => void;
 }
 
 /**
@@ -89,7 +91,6 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   /** notifications dropped for a resync, counted as done once it ran */
   private coveredByResync = 0;
   private readonly barriers = new Map<string, Barrier>();
-  private readonly waiters = new Set<{ until: Progress; resolve: () => void }>();
   private tally = emptyTally();
   private readonly notifications: Counter;
   private readonly lag: Gauge;
@@ -130,12 +131,12 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   async caughtUp(timeout: Duration = '10s'): Promise<void> {
     const ms = toMilliseconds(timeout, 'timeout');
     const connection = this.connection;
-    if (!this.up || !connection) throw new Error('the LISTEN connection is down: CDC cannot catch up now');
+    if (!this.up || !connection) throw unavailable('the LISTEN connection is down: CDC cannot catch up now');
     const id = randomUUID();
-    const arrived = new Promise<void>((resolve, reject) => this.barriers.set(id, { arrived: resolve, failed: reject }));
+    const done = new Promise<void>((resolve, reject) => this.barriers.set(id, { resolve, reject }));
     try {
       const notify = connection.client.query('SELECT pg_notify($1, $2)', [this.settings.channel, JSON.stringify({ [BARRIER_FIELD]: id })]);
-      await bounded(Promise.all([notify, arrived]), ms, 'CDC caughtUp()');
+      await bounded(Promise.all([notify, done]), ms, () => unavailable(`CDC did not catch up within ${ms} ms`));
     } finally {
       this.barriers.delete(id);
     }
@@ -277,24 +278,21 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   private barrierArrived(id: string): void {
     const barrier = this.barriers.get(id);
     if (!barrier) return; // another process's, or one that timed out
-    const until = { ...this.asked };
-    const waiter = { until, resolve: barrier.arrived };
-    this.waiters.add(waiter);
-    this.wakeWaiters();
+    barrier.until = { ...this.asked };
+    this.wakeBarriers();
   }
 
-  private wakeWaiters(): void {
-    for (const waiter of this.waiters) {
-      if (this.done.notifications < waiter.until.notifications || this.done.resyncs < waiter.until.resyncs) continue;
-      this.waiters.delete(waiter);
-      waiter.resolve();
+  private wakeBarriers(): void {
+    for (const [id, { until, resolve }] of this.barriers) {
+      if (!until || this.done.notifications < until.notifications || this.done.resyncs < until.resyncs) continue;
+      this.barriers.delete(id);
+      resolve();
     }
   }
 
   private failBarriers(reason: string): void {
-    for (const barrier of this.barriers.values()) barrier.failed(new Error(reason));
+    for (const barrier of this.barriers.values()) barrier.reject(unavailable(reason));
     this.barriers.clear();
-    this.waiters.clear();
   }
 
   /** Starts draining unless it runs; on the next turn, so that one socket read's notifications share a batch. */
@@ -317,7 +315,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
           this.done.resyncs = asked;
           this.done.notifications += covered;
           this.coveredByResync -= covered;
-          this.wakeWaiters();
+          this.wakeBarriers();
         }
       } else if (this.queue.length) {
         await this.applyBatch(this.queue.splice(0, this.settings.batch.size));
@@ -341,7 +339,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     this.tally.applied += batch.length;
     this.tally.batches++;
     this.done.notifications += batch.length;
-    this.wakeWaiters();
+    this.wakeBarriers();
     const last = batch.findLast((notification) => notification.ts !== undefined);
     if (last?.ts !== undefined) this.lag.set(Math.max(0, Date.now() / 1000 - last.ts));
   }
@@ -397,6 +395,10 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     this.up = up;
     this.listenerUp.set(up ? 1 : 0);
   }
+}
+
+function unavailable(message: string): CacheUnavailableError {
+  return new CacheUnavailableError('CACHE_CDC_UNAVAILABLE', message);
 }
 
 function isBarrier(message: unknown): message is { [BARRIER_FIELD]: string } {

@@ -10,6 +10,7 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import {
+  applyDecorators,
   type CallHandler,
   Controller,
   type ExecutionContext,
@@ -59,14 +60,6 @@ function loadUser(id: string) {
   };
 }
 
-@Controller('users')
-class BareUsersController {
-  @Get(':id')
-  findOne(@Param('id') id: string) {
-    return loadUser(id);
-  }
-}
-
 /** Does nothing: what Nest's interceptor machinery alone costs a request, the floor of any cache built as an interceptor. */
 @Injectable()
 class PassThroughInterceptor implements NestInterceptor {
@@ -75,45 +68,31 @@ class PassThroughInterceptor implements NestInterceptor {
   }
 }
 
-@Controller('users')
-class PassThroughUsersController {
-  @Get(':id')
-  @UseInterceptors(PassThroughInterceptor)
-  findOne(@Param('id') id: string) {
-    return loadUser(id);
+/** The one route of every variant: the same handler under the variant's decorators. */
+function usersController(...decorators: MethodDecorator[]): Type {
+  @Controller('users')
+  class UsersController {
+    @Get(':id')
+    @applyDecorators(...decorators)
+    findOne(@Param('id') id: string) {
+      return loadUser(id);
+    }
   }
-}
-
-@Controller('users')
-class CachekitUsersController {
-  @Get(':id')
-  @Cacheable({ ttl: '10m' })
-  findOne(@Param('id') id: string) {
-    return loadUser(id);
-  }
-}
-
-@Controller('users')
-class CacheManagerUsersController {
-  @Get(':id')
-  @UseInterceptors(CacheManagerInterceptor)
-  findOne(@Param('id') id: string) {
-    return loadUser(id);
-  }
+  return UsersController;
 }
 
 function appModule(variant: Variant, keyPrefix: string): Type {
   const metadata: Record<Variant, ModuleMetadata> = {
-    bare: { controllers: [BareUsersController] },
-    'pass-through': { controllers: [PassThroughUsersController] },
+    bare: { controllers: [usersController()] },
+    'pass-through': { controllers: [usersController(UseInterceptors(PassThroughInterceptor))] },
     cachekit: {
       imports: [CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix })],
-      controllers: [CachekitUsersController],
+      controllers: [usersController(Cacheable({ ttl: '10m' }))],
     },
     // In memory, as @nestjs/cache-manager's docs set it up for its interceptor; ttl in milliseconds.
     'cache-manager': {
       imports: [CacheManagerModule.register({ ttl: TEN_MINUTES_MS })],
-      controllers: [CacheManagerUsersController],
+      controllers: [usersController(UseInterceptors(CacheManagerInterceptor))],
     },
   };
   @Module(metadata[variant])

@@ -1,10 +1,10 @@
 import type { Cluster, Redis, RedisOptions } from 'ioredis';
 import type { Registry } from 'prom-client';
 import { z } from 'zod';
-import { NAMESPACE_PATTERN, REDIS_URL_PATTERN } from './cache.constants.js';
+import { REDIS_URL_PATTERN } from './cache.constants.js';
 import { namespaceDefaultsSchema, type NamespaceDefaults } from './cache.policy.js';
 import type { Configurable, DurationOption } from './duration.js';
-import { countSchema, durationSchema, functionSchema, parseOptions } from './option-schemas.js';
+import { countSchema, durationSchema, functionSchema, headerNamesSchema, namespaceNameSchema, parseOptions } from './option-schemas.js';
 
 /** A Redis primary found through Sentinel (ioredis' `sentinels` and `name`), with its credentials. */
 export interface SentinelOptions {
@@ -110,13 +110,6 @@ export interface HttpCacheOptions {
 
 export const DEFAULT_CREDENTIAL_HEADERS = ['authorization', 'proxy-authorization', 'cookie', 'x-api-key', 'x-auth-token'] as const;
 
-const headerNames = z.array(
-  z
-    .string()
-    .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be HTTP header names')
-    .transform((name) => name.toLowerCase()),
-);
-
 export const redisUrlSchema = z.string().regex(REDIS_URL_PATTERN, 'must start with redis:// or rediss://');
 
 const address = z.strictObject({ host: z.string().min(1), port: z.number().int().min(1).max(65535) });
@@ -172,7 +165,7 @@ const cacheOptionsSchema = z.strictObject({
   bus: z.boolean().default(true),
   commandTimeout: durationSchema.default(250),
   connectTimeout: durationSchema.default(2_000),
-  namespaces: z.record(z.string().regex(NAMESPACE_PATTERN, 'is not a valid namespace name'), namespaceDefaultsSchema).default({}),
+  namespaces: z.record(namespaceNameSchema, namespaceDefaultsSchema).default({}),
   metrics: z
     .strictObject({
       registry: z
@@ -189,10 +182,10 @@ const cacheOptionsSchema = z.strictObject({
     .default({ threshold: 3, cooldown: 1_000 }),
   http: z
     .strictObject({
-      credentialHeaders: headerNames.default([...DEFAULT_CREDENTIAL_HEADERS]),
+      credentialHeaders: headerNamesSchema.default([...DEFAULT_CREDENTIAL_HEADERS]),
       principal: functionSchema<(request: any) => string | undefined>().optional(),
       keyByHost: z.boolean().default(false),
-      varyHeaders: headerNames.default([]),
+      varyHeaders: headerNamesSchema.default([]),
     })
     .default({ credentialHeaders: [...DEFAULT_CREDENTIAL_HEADERS], keyByHost: false, varyHeaders: [] }),
 });

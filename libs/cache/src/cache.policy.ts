@@ -3,7 +3,7 @@ import { CacheOptionError } from './cache.errors.js';
 import type { Duration } from './duration.js';
 import type { EntryMeta } from './entry/envelope.js';
 import { isNegativeValue, Uncached } from './entry/http-response.js';
-import { durationSchema, functionSchema, parseOptions } from './option-schemas.js';
+import { durationSchema, functionSchema, parseOptions, stringsOrFunctionSchema } from './option-schemas.js';
 
 export interface CacheEntryOptions<T = any> {
   /** How long the value is fresh. Default: the namespace's `ttl`, else the module's `defaultTtl`. */
@@ -78,7 +78,7 @@ export const namespaceDefaultsSchema = z.strictObject(namespaceFields);
 /** The per-call options as they are read from any options object (a decorator's holds more: not read here). */
 export const entryOptionFields = {
   ...namespaceFields,
-  tags: z.union([z.array(z.string()), aFunction]).optional(),
+  tags: stringsOrFunctionSchema.optional(),
   sliding: z.strictObject({ max: durationSchema }).optional(),
   version: aFunction.optional(),
 };

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { NAMESPACE_PATTERN } from './cache.constants.js';
 import { CacheOptionError } from './cache.errors.js';
 import { toMilliseconds } from './duration.js';
 
@@ -16,6 +17,20 @@ export const durationSchema = z.unknown().transform((value, ctx) => {
 export function functionSchema<F extends (...args: never[]) => unknown>() {
   return z.custom<F>((value) => typeof value === 'function', 'must be a function');
 }
+
+/** Tags or keys: a list, or a function of the value (or the call's arguments) that answers one. */
+export const stringsOrFunctionSchema = z.union([z.array(z.string()), functionSchema()], 'must be a list of strings or a function');
+
+/** A namespace name (module `namespaces`, decorators' `namespace`). */
+export const namespaceNameSchema = z.string().regex(NAMESPACE_PATTERN, `must match ${NAMESPACE_PATTERN}`);
+
+/** HTTP header names (RFC 9110 tokens), lower-cased. */
+export const headerNamesSchema = z.array(
+  z
+    .string()
+    .regex(/^[A-Za-z0-9!#$%&'*+.^_`|~-]+$/, 'must be HTTP header names')
+    .transform((name) => name.toLowerCase()),
+);
 
 /** A positive whole number, also as a digit string (environment variables arrive as text). */
 export const countSchema = z

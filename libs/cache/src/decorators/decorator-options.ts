@@ -1,13 +1,12 @@
 import { z } from 'zod';
-import { NAMESPACE_PATTERN } from '../cache.constants.js';
 import { CacheOptionError } from '../cache.errors.js';
 import { entryOptionFields } from '../cache.policy.js';
 import type { CacheNamespace } from '../cache.service.js';
-import { functionSchema, parseOptions } from '../option-schemas.js';
+import { functionSchema, headerNamesSchema, namespaceNameSchema, parseOptions, stringsOrFunctionSchema } from '../option-schemas.js';
 
 const aFunction = functionSchema();
-const namespace = z.string().regex(NAMESPACE_PATTERN, `must match ${NAMESPACE_PATTERN}`).optional();
-const stringsOrFunction = z.union([z.array(z.string()), aFunction], 'must be a list of strings or a function').optional();
+const namespace = namespaceNameSchema.optional();
+const stringsOrFunction = stringsOrFunctionSchema.optional();
 
 /** Each decorator's options: the entry options (the same schema calls are checked with) and the decorator's own. */
 const SCHEMAS = {
@@ -17,7 +16,7 @@ const SCHEMAS = {
     key: z.union([z.string(), aFunction], 'must be a string or a function').optional(),
     vary: z.enum(['none', 'user']).optional(),
     methods: z.array(z.string().regex(/^[A-Za-z]+$/, 'must be HTTP method names')).optional(),
-    varyHeaders: z.array(z.string().regex(/^[A-Za-z0-9-]+$/, 'must be HTTP header names')).optional(),
+    varyHeaders: headerNamesSchema.optional(),
   }),
   CachePut: z.strictObject({
     ...entryOptionFields,

@@ -145,7 +145,8 @@ export class TwoLevelStore {
     // included); with copies the template of later hits, and this caller gets a copy of it.
     item.parsed = this.l1.frozen ? deepFreeze(value) : value;
     this.setLocal(id, item, now);
-    return { value: this.l1.valueOf(item), meta, layer: 'l2', json };
+    // Its HTTP JSON, once asked for, is kept on the L1 entry for the hits that follow.
+    return { value: this.l1.valueOf(item), meta, layer: 'l2', json: () => this.l1!.jsonOf(id, item) };
   }
 
   /**

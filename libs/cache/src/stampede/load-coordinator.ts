@@ -58,6 +58,15 @@ type Decision =
   /** stale within grace without stale-while-revalidate: the loader is waited for, stale is its fallback */
   | { serve: 'load' };
 
+/** Every decision there is, as constants: a hit allocates none. */
+const DECISIONS = {
+  hit: { serve: 'hit', refreshEarly: false },
+  hitAndRefresh: { serve: 'hit', refreshEarly: true },
+  stale: { serve: 'stale', refresh: false },
+  staleAndRefresh: { serve: 'stale', refresh: true },
+  load: { serve: 'load' },
+} as const satisfies Record<string, Decision>;
+
 /**
  * The read path of DESIGN.md section 3, in its steps:
  * 1. L1, then L2 (in the flight of the id: concurrent misses in this process read and load once);
@@ -150,11 +159,12 @@ export class LoadCoordinator {
     const { policy } = request;
     if (now >= expiryOf(entry.meta)) return undefined;
     if (now < entry.meta.f) {
-      return { serve: 'hit', refreshEarly: shouldRefreshEarly(entry.meta, policy.xfetchBeta, now) && this.loaderAllowed(request.id, now) };
+      const refreshEarly = shouldRefreshEarly(entry.meta, policy.xfetchBeta, now) && this.loaderAllowed(request.id, now);
+      return refreshEarly ? DECISIONS.hitAndRefresh : DECISIONS.hit;
     }
     // Grace without stale-while-revalidate is only a fallback: wait for the loader, serve stale if it fails or is slow.
-    if (!policy.staleWhileRevalidate) return this.loaderAllowed(request.id, now) ? { serve: 'load' } : { serve: 'stale', refresh: false };
-    return { serve: 'stale', refresh: this.loaderAllowed(request.id, now) };
+    if (!policy.staleWhileRevalidate) return this.loaderAllowed(request.id, now) ? DECISIONS.load : DECISIONS.stale;
+    return this.loaderAllowed(request.id, now) ? DECISIONS.staleAndRefresh : DECISIONS.stale;
   }
 
   /** Carries out a decision. `inFlight`: the caller already runs inside this id's flight. */

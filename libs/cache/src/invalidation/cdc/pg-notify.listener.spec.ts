@@ -162,13 +162,26 @@ describe('PgNotifyListener (real PostgreSQL and Redis)', () => {
     expect(await metric('cdc_notifications_total')).toBe(notifications + 2);
   });
 
-  it('caughtUp() of two listeners on one channel: each catches up on its own NOTIFY, neither counts one as a change; a closed one rejects at once', async () => {
+  it('caughtUp() of two listeners on one channel: each catches up on its own NOTIFY, unseen on the CDC channel; a closed one rejects at once', async () => {
     const other = await startListener(databaseUrl, 'other');
     await waitFor(() => other.listener.up, { what: 'the second listener up' });
-    const counts = async () => [await metric('cdc_notifications_total'), await other.metric('cdc_notifications_total')];
-    const before = await counts();
-    await Promise.all([listener.caughtUp(), other.listener.caughtUp(), listener.caughtUp()]);
-    expect(await counts()).toEqual(before);
+    // Another consumer of the CDC channel: it must see only the changes, never a barrier.
+    const seen: string[] = [];
+    const onNotification = (message: pg.Notification) => void seen.push(message.payload ?? '');
+    sql.on('notification', onNotification);
+    await sql.query('LISTEN cache_invalidation');
+    try {
+      const counts = async () => [await metric('cdc_notifications_total'), await other.metric('cdc_notifications_total')];
+      const before = await counts();
+      await Promise.all([listener.caughtUp(), other.listener.caughtUp(), listener.caughtUp()]);
+      expect(await counts()).toEqual(before);
+      await sql.query(`SELECT pg_notify('cache_invalidation', 'marker')`); // after the barriers, in commit order
+      await waitFor(() => seen.includes('marker'), { what: 'the marker' });
+      expect(seen).toEqual(['marker']);
+    } finally {
+      await sql.query('UNLISTEN cache_invalidation');
+      sql.off('notification', onNotification);
+    }
     await other.close();
     const closed = other.listener.caughtUp();
     await expect(closed).rejects.toThrow(/LISTEN connection is down/);

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { Counter, Gauge } from 'prom-client';
 import { z } from 'zod';
@@ -20,9 +20,6 @@ const notificationSchema = z.object({
   version: z.number().optional(),
   ts: z.number().optional(),
 });
-
-/** The payload of a `caughtUp()` NOTIFY: every listener on the channel skips it, its sender waits for it. */
-const BARRIER_FIELD = 'cachekitBarrier';
 
 /** TCP keepalive idle delay of the LISTEN connection (the OS default is two hours). */
 const KEEPALIVE_IDLE_MS = 10_000;
@@ -91,6 +88,8 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   /** notifications dropped for a resync, counted as done once it ran */
   private coveredByResync = 0;
   private readonly barriers = new Map<string, Barrier>();
+  /** LISTENed beside the CDC channel, for this process's `caughtUp()` alone: no other listener sees its NOTIFYs */
+  private readonly barrierChannel = `cachekit_barrier_${randomBytes(8).toString('hex')}`;
   private tally = emptyTally();
   private readonly notifications: Counter;
   private readonly lag: Gauge;
@@ -121,9 +120,9 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   }
 
   /**
-   * Resolves once every change committed before the call has been evicted here: a NOTIFY of its
-   * own goes down the channel behind them (PostgreSQL delivers notifications in commit order), and
-   * once it is back, the notifications queued before it and any resync asked before it have run.
+   * Resolves once every change committed before the call has been evicted here: a NOTIFY on this
+   * process's own channel comes back behind them (PostgreSQL delivers the notifications of every
+   * channel in commit order), and once it is back, the notifications queued before it and any resync asked before it have run.
    * For a service that must not read its own out-of-band change from the cache (a migration, a
    * script, a test). Rejects at once while the LISTEN connection is down, if it is lost meanwhile,
    * or after `timeout` (default 10 s); a resync then still follows the reconnection.
@@ -135,7 +134,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     const id = randomUUID();
     const done = new Promise<void>((resolve, reject) => this.barriers.set(id, { resolve, reject }));
     try {
-      const notify = connection.client.query('SELECT pg_notify($1, $2)', [this.settings.channel, JSON.stringify({ [BARRIER_FIELD]: id })]);
+      const notify = connection.client.query('SELECT pg_notify($1, $2)', [this.barrierChannel, id]);
       await bounded(Promise.all([notify, done]), ms, () => unavailable(`CDC did not catch up within ${ms} ms`));
     } finally {
       this.barriers.delete(id);
@@ -176,10 +175,13 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
     const connection: ListenConnection = { client, lost: false };
     this.connection = connection;
     client.on('error', (error: Error) => this.lose(connection, error.message));
-    client.on('notification', (message) => this.receive(message.payload));
+    client.on('notification', ({ channel, payload }) =>
+      channel === this.barrierChannel ? this.barrierArrived(payload ?? '') : this.receive(payload),
+    );
     try {
       await client.connect();
-      await bounded(client.query(`LISTEN ${client.escapeIdentifier(this.settings.channel)}`), this.settings.connectTimeout, 'LISTEN');
+      const listen = [this.settings.channel, this.barrierChannel].map((channel) => `LISTEN ${client.escapeIdentifier(channel)}`);
+      await bounded(client.query(listen.join('; ')), this.settings.connectTimeout, 'LISTEN');
     } catch (error) {
       this.lose(connection, (error as Error).message);
       return;
@@ -244,9 +246,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   private receive(payload: string | undefined): void {
     let notification: CdcNotification;
     try {
-      const message: unknown = JSON.parse(payload ?? '');
-      if (isBarrier(message)) return this.barrierArrived(message[BARRIER_FIELD]);
-      notification = notificationSchema.parse(message);
+      notification = notificationSchema.parse(JSON.parse(payload ?? ''));
     } catch {
       this.tally.ignored++;
       this.tally.lastProblem = `ignored a notification that is not {table, op, id}: ${String(payload).slice(0, 200)}`;
@@ -277,7 +277,7 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
   // BARRIERS: `caughtUp()` resolves once what was asked before its NOTIFY arrived is done.
   private barrierArrived(id: string): void {
     const barrier = this.barriers.get(id);
-    if (!barrier) return; // another process's, or one that timed out
+    if (!barrier) return; // one that timed out
     barrier.until = { ...this.asked };
     this.wakeBarriers();
   }
@@ -399,10 +399,6 @@ export class PgNotifyListener implements OnApplicationBootstrap, OnApplicationSh
 
 function unavailable(message: string): CacheUnavailableError {
   return new CacheUnavailableError('CACHE_CDC_UNAVAILABLE', message);
-}
-
-function isBarrier(message: unknown): message is { [BARRIER_FIELD]: string } {
-  return typeof message === 'object' && message !== null && typeof (message as Record<string, unknown>)[BARRIER_FIELD] === 'string';
 }
 
 function asList(invalidations: CdcInvalidation | readonly CdcInvalidation[] | undefined): readonly CdcInvalidation[] {

@@ -177,6 +177,26 @@ describe('CacheService against Redis', () => {
     expect(() => cache.namespace('bad name*')).toThrow(CacheError);
   });
 
+  it('remembers the ids of recent keys per namespace, a bounded number, and still refuses a bad key', async () => {
+    const cache = await createCache();
+    const users = cache.namespace('users');
+    await users.set('same', 'user');
+    await cache.set('same', 'default');
+    // Each namespace answers from its own id for a key both have used.
+    expect(await users.get('same')).toBe('user');
+    expect(await cache.get('same')).toBe('default');
+    expect(await redis.get(`${prefix}{users:same}`)).toContain('"v":"user"');
+    const ids = (namespace: object) => (namespace as unknown as { ids: Map<string, string> }).ids;
+    for (let i = 0; i < 5_000; i++) await cache.has(`k${i}`);
+    expect(ids(cache).size).toBeGreaterThan(0);
+    expect(ids(cache).size).toBeLessThanOrEqual(2048);
+    await cache.has('x'.repeat(1024));
+    expect(ids(cache).has('x'.repeat(1024))).toBe(false);
+    await expect(cache.get('')).rejects.toMatchObject({ code: 'CACHE_INVALID_KEY' });
+    await expect(cache.get(7 as unknown as string)).rejects.toMatchObject({ code: 'CACHE_INVALID_KEY' });
+    await expect(cache.get('x'.repeat(1025))).rejects.toMatchObject({ code: 'CACHE_INVALID_KEY' });
+  });
+
   it('expires entries after their TTL, given in ms or as a string', async () => {
     const cache = await createCache();
     await cache.set('short', 1, { ttl: 150 });

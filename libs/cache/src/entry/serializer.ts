@@ -11,17 +11,25 @@ function replacer(this: Record<string, unknown>, key: string, value: unknown): u
   return original instanceof Date ? { [DATE_TAG]: original.getTime() } : value;
 }
 
-/** Turns every `{"$date": epochMs}` back into a Date, in place; faster than a JSON.parse reviver. */
-function reviveDates(node: unknown): unknown {
-  if (typeof node !== 'object' || node === null) return node;
+/**
+ * Turns every `{"$date": epochMs}` in an object or array back into a Date, in place; faster than a
+ * JSON.parse reviver, and it only descends into objects.
+ */
+function reviveDates(node: object): unknown {
   if (Array.isArray(node)) {
-    for (let i = 0; i < node.length; i++) node[i] = reviveDates(node[i]);
+    for (let i = 0; i < node.length; i++) {
+      const item: unknown = node[i];
+      if (typeof item === 'object' && item !== null) node[i] = reviveDates(item);
+    }
     return node;
   }
   const record = node as Record<string, unknown>;
-  const tagged = record[DATE_TAG];
-  if (typeof tagged === 'number' && Object.keys(record).length === 1) return new Date(tagged);
-  for (const key in record) record[key] = reviveDates(record[key]);
+  const keys = Object.keys(record);
+  if (keys.length === 1 && keys[0] === DATE_TAG && typeof record[DATE_TAG] === 'number') return new Date(record[DATE_TAG]);
+  for (const key of keys) {
+    const item = record[key];
+    if (typeof item === 'object' && item !== null) record[key] = reviveDates(item);
+  }
   return record;
 }
 
@@ -35,11 +43,16 @@ export function serializeValue(value: unknown): string {
  * dropped, so cached JSON can never reach an object's prototype.
  */
 export function deserializeValue(text: string): unknown {
+  const parsed = parseSafely(text);
+  // Only walk the value when a Date can be in there.
+  return typeof parsed === 'object' && parsed !== null && text.includes(DATE_TAG) ? reviveDates(parsed) : parsed;
+}
+
+/** JSON.parse without `__proto__` and `constructor.prototype` keys (see `deserializeValue`). */
+function parseSafely(text: string): unknown {
   // secure-json-parse scans with escape-aware regexes; text without any escape or either key cannot hold them.
   const suspicious = text.includes('\\u') || text.includes('__proto__') || text.includes('constructor');
-  const parsed = suspicious ? sjson.parse(text, undefined, PARSE_OPTIONS) : JSON.parse(text);
-  // Only walk the value when a Date can be in there.
-  return text.includes(DATE_TAG) ? reviveDates(parsed) : parsed;
+  return suspicious ? sjson.parse(text, undefined, PARSE_OPTIONS) : JSON.parse(text);
 }
 
 /** The L2 wire format: the envelope's metadata with the already serialized value spliced in. */
@@ -60,12 +73,17 @@ export function serializedValueOf(envelopeText: string): string | undefined {
 
 /** `undefined` for anything that is not an envelope this library wrote (corrupt or foreign). */
 export function decodeEnvelope(text: string): CacheEnvelope | undefined {
+  let parsed: unknown;
   try {
-    const parsed = deserializeValue(text);
-    return isEnvelope(parsed) ? parsed : undefined;
+    parsed = parseSafely(text);
   } catch {
     return undefined;
   }
+  if (!isEnvelope(parsed)) return undefined;
+  // The metadata holds no Dates: only the value is walked.
+  const { v } = parsed;
+  if (typeof v === 'object' && v !== null && text.includes(DATE_TAG)) parsed.v = reviveDates(v);
+  return parsed;
 }
 
 /**

@@ -29,9 +29,9 @@ export class CircuitBreaker {
   }
 
   run<T>(command: string, run: () => Promise<T>, fallback: T): Promise<T> {
-    const now = Date.now();
-    if (now < this.openUntil) return Promise.resolve(fallback);
+    // The clock is read only while the breaker is open: a closed one costs a command no clock read.
     if (this.openUntil > 0) {
+      if (Date.now() < this.openUntil) return Promise.resolve(fallback);
       // The cool-down is over: this call is the trial.
       this.openUntil = 0;
       this.halfOpen = true;
@@ -50,15 +50,16 @@ export class CircuitBreaker {
         return result;
       },
       (error: unknown) => {
-        this.failed(command, error, now);
+        this.failed(command, error);
         return fallback;
       },
     );
   }
 
-  private failed(command: string, error: unknown, now: number): void {
+  private failed(command: string, error: unknown): void {
+    const now = Date.now();
     if (this.halfOpen || ++this.consecutiveFailures >= this.options.threshold) {
-      this.openUntil = Date.now() + this.options.cooldownMs;
+      this.openUntil = now + this.options.cooldownMs;
       this.consecutiveFailures = 0;
       this.halfOpen = false;
     }

@@ -4,7 +4,6 @@ import { performance } from 'node:perf_hooks';
 import { bounded } from '../bounded.js';
 import { CacheTimeoutError } from '../cache.errors.js';
 import type { CachePolicy } from '../cache.policy.js';
-import type { EntryMeta } from '../entry/envelope.js';
 import type { Lock, RedisLock } from './redis-lock.js';
 import { type CacheLayerName, expiryOf, type StoredValue, type TwoLevelStore } from '../layers/two-level.store.js';
 import type { CacheMetrics } from '../metrics/cache.metrics.js';
@@ -32,8 +31,8 @@ export interface LoadRequest<T> {
   id: string;
   loader: () => Promise<T> | T;
   policy: CachePolicy;
-  /** builds the envelope metadata of a loaded value */
-  metaFor: (value: T, now: number, loadMs: number) => EntryMeta | undefined;
+  /** the id of a tag of the request's namespace */
+  tagId: (tag: string) => string;
 }
 
 /** lock waiters look again after 5 ms, then back off to 50 ms */
@@ -48,6 +47,8 @@ class SoftTimeout {}
 
 /** What `freshLocal` answers when the read path has more to do than hand out an L1 value. */
 export const NOT_FRESH_IN_L1 = Symbol('not fresh in L1');
+/** What `freshLocal` answers when L1 holds nothing for the id (or there is no L1): the read path goes on from L2. */
+export const NOT_IN_L1 = Symbol('not in L1');
 
 /** How an entry found in L1 or L2 is answered (steps 2 and 3), decided before anything is done. */
 type Decision =
@@ -105,10 +106,12 @@ export class LoadCoordinator {
    * anything else may have to happen (L2, a load, a stale entry, an XFetch roll: `getOrSet`).
    */
   freshLocal(namespace: string, id: string, policy: CachePolicy): unknown {
+    if (!this.store.hasLocal) return NOT_IN_L1;
     if (policy.xfetchBeta > 0) return NOT_FRESH_IN_L1;
     const now = Date.now();
     const item = this.store.localItem(id, now);
-    if (!item || now >= item.meta.f) return NOT_FRESH_IN_L1;
+    if (!item) return NOT_IN_L1;
+    if (now >= item.meta.f) return NOT_FRESH_IN_L1;
     this.metrics.hit(namespace, 'l1');
     return this.store.localValueOf(item);
   }
@@ -123,15 +126,18 @@ export class LoadCoordinator {
     return found.then((lookup) => this.counted(request.namespace, lookup));
   }
 
-  /** `getOrSet`'s value alone: one promise less on the way of each call. */
-  valueOf<T>(request: LoadRequest<T>): Promise<T> {
-    const found = this.find(request);
+  /**
+   * `getOrSet`'s value alone: one promise less on the way of each call. `notInLocal`: `freshLocal`
+   * has just answered `NOT_IN_L1` for this id, so L1 is not read again.
+   */
+  valueOf<T>(request: LoadRequest<T>, notInLocal: boolean): Promise<T> {
+    const found = this.find(request, notInLocal);
     if (!(found instanceof Promise)) return Promise.resolve(this.counted(request.namespace, found).value);
     return found.then((lookup) => this.counted(request.namespace, lookup).value);
   }
 
-  private find<T>(request: LoadRequest<T>): StoredLookup<T> | Promise<StoredLookup<T>> {
-    const local = this.store.readLocal(request.id);
+  private find<T>(request: LoadRequest<T>, notInLocal = false): StoredLookup<T> | Promise<StoredLookup<T>> {
+    const local = notInLocal ? undefined : this.store.readLocal(request.id);
     const decision = local && this.decide(request, local);
     if (decision) return this.answer(request, local!, decision, false);
     return request.policy.singleFlight ? this.flights.run(request.id, () => this.findRemote(request)) : this.findRemote(request);
@@ -357,7 +363,7 @@ export class LoadCoordinator {
   private async land<T>(request: LoadRequest<T>, value: T, loadMs: number, lock: Lock | undefined, inflight: InflightLoad): Promise<void> {
     const { id } = request;
     const now = Date.now();
-    const meta = request.metaFor(value, now, loadMs);
+    const meta = request.policy.metaFor(value, now, loadMs, request.tagId);
     if (meta && !this.inflight.isInvalidated(inflight, meta.t)) {
       if (await this.store.write(id, value ?? null, meta, { as: 'load', lock }, now)) this.notifyFilled([id]);
     } else if (lock) await this.lock.release(id, lock.token);
@@ -372,8 +378,8 @@ export class LoadCoordinator {
 }
 
 /** The ids of the tags a load will carry, when they do not depend on its value (their stamps are armed with the lock). */
-function tagIdsKnownBefore(request: Pick<LoadRequest<unknown>, 'namespace' | 'policy'>): readonly string[] {
-  return request.policy.tagIdsKnownBefore((tag) => `${request.namespace}:${tag}`);
+function tagIdsKnownBefore(request: Pick<LoadRequest<unknown>, 'tagId' | 'policy'>): readonly string[] {
+  return request.policy.tagIdsKnownBefore(request.tagId);
 }
 
 /**

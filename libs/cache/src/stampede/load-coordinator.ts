@@ -137,9 +137,16 @@ export class LoadCoordinator {
   }
 
   private find<T>(request: LoadRequest<T>, notInLocal = false): StoredLookup<T> | Promise<StoredLookup<T>> {
-    const local = notInLocal ? undefined : this.store.readLocal(request.id);
-    const decision = local && this.decide(request, local);
+    if (notInLocal) return this.findInFlight(request);
+    const now = Date.now();
+    const local = this.store.readLocal(request.id, now);
+    const decision = local && this.decide(request, local, now);
     if (decision) return this.answer(request, local!, decision, false);
+    return this.findInFlight(request);
+  }
+
+  /** Past L1: the L2 read and the load, shared by concurrent callers of the id when single-flight is on. */
+  private findInFlight<T>(request: LoadRequest<T>): Promise<StoredLookup<T>> {
     return request.policy.singleFlight ? this.flights.run(request.id, () => this.findRemote(request)) : this.findRemote(request);
   }
 

@@ -1,0 +1,72 @@
+// One case of bench/instructions.bench.ts, run under callgrind: `node --single-threaded
+// bench/instructions-case.mjs <case> <ops>` sets the case up, warms it up with WARMUP_OPS calls,
+// then makes <ops> more and exits. The driver runs each case twice, with two values of <ops>, and
+// divides the difference of the two instruction counts by the difference of the ops: start-up,
+// set-up and warm-up cancel out. L1 hits only: they do no I/O while measured, so the count is the
+// same from run to run (an L2 hit's count moves with how replies happen to arrive, which decides
+// how reads batch and how often the event loop turns). Plain JavaScript on the built package
+// (`npm run build`), so that no TypeScript compiler runs under callgrind. Same value, keys and
+// concurrency as bench/cache-throughput.bench.ts.
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import { NestFactory } from '@nestjs/core';
+import { createCache } from 'cache-manager';
+import { Redis } from 'ioredis';
+import { LRUCache } from 'lru-cache';
+import { CacheModule, CacheService } from '@cachekit/cache';
+
+const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+const CONCURRENCY = 64;
+const WARMUP_OPS = 64_000;
+const TTL_MS = 10 * 60_000;
+const KEY_PREFIX = `bench:ic:${randomBytes(4).toString('hex')}:`;
+
+const user = { id: 1, email: 'ada@example.com', name: 'Ada Lovelace', settings: { theme: 'dark' }, version: 3, createdAt: new Date(1) };
+const keys = Array.from({ length: CONCURRENCY }, (_, i) => `user:${i}`);
+const load = () => structuredClone(user);
+const hit = { ttl: TTL_MS };
+
+/** Each case: its set-up, answering the call to measure (one key per caller) and what closes it. */
+const CASES = {
+  'lru-cache get': async () => {
+    const lru = new LRUCache({ max: 10_000 });
+    for (const key of keys) lru.set(key, user);
+    return { call: async (key) => lru.get(key) };
+  },
+  'CacheService.getOrSet, L1 hit (copies)': () => cacheService({ l1: { maxTtl: TTL_MS } }),
+  "CacheService.getOrSet, L1 hit, l1 { values: 'frozen' }": () => cacheService({ l1: { maxTtl: TTL_MS, values: 'frozen' } }),
+  'cache-manager wrap, in-memory Keyv': async () => {
+    const cache = createCache();
+    return { call: (key) => cache.wrap(key, load, TTL_MS), close: () => cache.disconnect() };
+  },
+};
+
+async function cacheService(options) {
+  const context = await NestFactory.createApplicationContext(
+    CacheModule.forRoot({ redis: { url: REDIS_URL }, keyPrefix: KEY_PREFIX, bus: false, ...options }),
+    { logger: ['error', 'warn'] },
+  );
+  const cache = context.get(CacheService);
+  return { call: (key) => cache.getOrSet(key, load, hit), close: () => context.close() };
+}
+
+async function run(call, ops) {
+  await Promise.all(
+    keys.map(async (key) => {
+      for (let i = 0; i < ops / CONCURRENCY; i++) await call(key);
+    }),
+  );
+}
+
+const [name, opsText] = process.argv.slice(2);
+if (!Object.hasOwn(CASES, name) || !(Number(opsText) >= 0)) {
+  console.error(`usage: instructions-case.mjs <case> <ops>; cases: ${Object.keys(CASES).join(' | ')}`);
+  process.exit(2);
+}
+const { call, close } = await CASES[name]();
+await run(call, WARMUP_OPS);
+await run(call, Number(opsText));
+await close?.();
+const cleanup = new Redis(REDIS_URL);
+for await (const found of cleanup.scanStream({ match: `${KEY_PREFIX}*`, count: 1000 })) if (found.length) await cleanup.unlink(...found);
+await cleanup.quit();

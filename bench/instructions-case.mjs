@@ -5,8 +5,8 @@
 // set-up and warm-up cancel out. L1 hits only: they do no I/O while measured, so the count is the
 // same from run to run (an L2 hit's count moves with how replies happen to arrive, which decides
 // how reads batch and how often the event loop turns). Plain JavaScript on the built package
-// (`npm run build`), so that no TypeScript compiler runs under callgrind. Same value, keys and
-// concurrency as bench/cache-throughput.bench.ts.
+// (`npm run build`), so that no TypeScript compiler runs under callgrind. The same user record,
+// keys and concurrency as bench/cache-throughput.bench.ts.
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import { NestFactory } from '@nestjs/core';
@@ -21,7 +21,14 @@ const WARMUP_OPS = 64_000;
 const TTL_MS = 10 * 60_000;
 const KEY_PREFIX = `bench:ic:${randomBytes(4).toString('hex')}:`;
 
-const user = { id: 1, email: 'ada@example.com', name: 'Ada Lovelace', settings: { theme: 'dark' }, version: 3, createdAt: new Date(1) };
+const user = {
+  id: 1,
+  email: 'ada@example.com',
+  name: 'Ada Lovelace',
+  settings: { theme: 'dark' },
+  version: 3,
+  createdAt: new Date('2026-01-02T03:04:05.678Z'),
+};
 const keys = Array.from({ length: CONCURRENCY }, (_, i) => `user:${i}`);
 const load = () => structuredClone(user);
 const hit = { ttl: TTL_MS };

@@ -1,5 +1,5 @@
 /**
- * CPU instructions per call, counted by callgrind: the L1 and L2 hit cases of
+ * CPU instructions per call, counted by callgrind: the L1 hit cases of
  * bench/cache-throughput.bench.ts without the noise of a shared VM (its ops/s samples move by up
  * to 2x between runs here; callgrind counts the same instructions for the same run whatever else
  * the machine does). Each case runs in a process of its own (`bench/instructions-case.mjs`, with
@@ -17,7 +17,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { check, positiveFromEnv } from './harness.js';
+import { check, CONCURRENCY, positiveFromEnv } from './harness.js';
 
 const OPS = positiveFromEnv('BENCH_OPS', 64_000);
 const CASE_SCRIPT = 'bench/instructions-case.mjs';
@@ -74,6 +74,8 @@ async function inTurn<T>(tasks: ReadonlyArray<() => Promise<T>>, limit: number):
 async function main(): Promise<void> {
   check(spawnSync('valgrind', ['--version']).status === 0, 'valgrind is not installed (Debian: apt-get install valgrind)');
   check(existsSync('libs/cache/dist/index.js'), 'the package is not built: run `npm run build` first');
+  // Each caller makes the same number of calls: the two runs must make exactly OPS and 3 x OPS.
+  check(OPS % CONCURRENCY === 0, `BENCH_OPS must be a multiple of ${CONCURRENCY}; got ${OPS}`);
   const dir = mkdtempSync(join(os.tmpdir(), 'cachekit-callgrind-'));
   try {
     const names = GROUPS.flatMap((group) => group.cases);

@@ -32,6 +32,27 @@ describe('serializer', () => {
     expect(decodeEnvelope('{"v":1,"c":"yesterday","f":2,"h":3,"d":4}')).toBeUndefined();
   });
 
+  it("revives the Dates of an envelope's value (top level, nested, in arrays) and reads foreign text too deep to walk as unreadable", () => {
+    const envelope = (value: unknown) => decodeEnvelope(encodeEnvelope({ c: 1, f: 2, h: 3, d: 4 }, serializeValue(value)));
+    expect(envelope(new Date(5))?.v).toEqual(new Date(5));
+    const nested = envelope({ a: [{ at: new Date(6) }, [new Date(7)]], n: null, s: '{"$date":8}' })?.v as {
+      a: [{ at: Date }, [Date]];
+      s: string;
+    };
+    expect(nested.a[0].at).toEqual(new Date(6));
+    expect(nested.a[1][0]).toEqual(new Date(7));
+    expect(nested.s).toBe('{"$date":8}');
+    expect(envelope(null)?.v).toBeNull();
+    expect(envelope(3)?.v).toBe(3);
+    // The metadata is not walked: a foreign `$date` object there stays as it is.
+    expect(decodeEnvelope('{"c":1,"f":2,"h":3,"d":4,"x":{"$date":1},"v":{"at":{"$date":9}}}')).toMatchObject({
+      x: { $date: 1 },
+      v: { at: new Date(9) },
+    });
+    const deep = `{"c":1,"f":2,"h":3,"d":4,"v":${'['.repeat(200_000)}{"$date":1}${']'.repeat(200_000)}}`;
+    expect(decodeEnvelope(deep)).toBeUndefined();
+  });
+
   it('takes the serialized value back out of an envelope without parsing it', () => {
     const value = serializeValue({ at: new Date(0), tags: [',"v":'] });
     const text = encodeEnvelope({ c: 1, f: 2, h: 3, d: 4, t: ['x,"v":y'] }, value);

@@ -73,17 +73,17 @@ export function serializedValueOf(envelopeText: string): string | undefined {
 
 /** `undefined` for anything that is not an envelope this library wrote (corrupt or foreign). */
 export function decodeEnvelope(text: string): CacheEnvelope | undefined {
-  let parsed: unknown;
   try {
-    parsed = parseSafely(text);
+    const parsed = parseSafely(text);
+    if (!isEnvelope(parsed)) return undefined;
+    // The metadata holds no Dates: only the value is walked (it throws on foreign text nested
+    // deeper than the stack, which reads as unreadable like any other).
+    const { v } = parsed;
+    if (typeof v === 'object' && v !== null && text.includes(DATE_TAG)) parsed.v = reviveDates(v);
+    return parsed;
   } catch {
     return undefined;
   }
-  if (!isEnvelope(parsed)) return undefined;
-  // The metadata holds no Dates: only the value is walked.
-  const { v } = parsed;
-  if (typeof v === 'object' && v !== null && text.includes(DATE_TAG)) parsed.v = reviveDates(v);
-  return parsed;
 }
 
 /**

@@ -45,7 +45,7 @@ const MAX_LOCK_EXTENSIONS = 30;
 
 class SoftTimeout {}
 
-/** What `freshLocal` answers when the read path has more to do than hand out an L1 value. */
+/** What `freshLocal` answers for an L1 entry past its fresh time, or when XFetch is on: `find` decides. */
 export const NOT_FRESH_IN_L1 = Symbol('not fresh in L1');
 /** What `freshLocal` answers when L1 holds nothing for the id (or there is no L1): the read path goes on from L2. */
 export const NOT_IN_L1 = Symbol('not in L1');
@@ -102,8 +102,9 @@ export class LoadCoordinator {
   // Step 1: L1, then L2 ---------------------------------------------------------------------------
 
   /**
-   * The path most calls take: the value of a fresh L1 hit (counted), or `NOT_FRESH_IN_L1` when
-   * anything else may have to happen (L2, a load, a stale entry, an XFetch roll: `getOrSet`).
+   * The path most calls take: the value of a fresh L1 hit (counted); `NOT_IN_L1` when L1 has
+   * nothing (the read goes on from L2: `valueOf` with `notInLocal`); `NOT_FRESH_IN_L1` when the L1
+   * entry is past its fresh time or XFetch may roll (`valueOf` reads and decides).
    */
   freshLocal(namespace: string, id: string, policy: CachePolicy): unknown {
     if (!this.store.hasLocal) return NOT_IN_L1;
@@ -385,8 +386,8 @@ export class LoadCoordinator {
 }
 
 /** The ids of the tags a load will carry, when they do not depend on its value (their stamps are armed with the lock). */
-function tagIdsKnownBefore(request: Pick<LoadRequest<unknown>, 'tagId' | 'policy'>): readonly string[] {
-  return request.policy.tagIdsKnownBefore(request.tagId);
+function tagIdsKnownBefore(request: Pick<LoadRequest<unknown>, 'namespace' | 'policy'>): readonly string[] {
+  return request.policy.tagIdsKnownBefore((tag) => `${request.namespace}:${tag}`);
 }
 
 /**

@@ -28,6 +28,7 @@ import { untilClockPasses, waitFor } from '../../test-support/wait.js';
 
 const calls: Record<string, number> = {};
 let flakyFails = false;
+const FLAKY_BACKOFF_MS = 2_000;
 const count = (name: string) => (calls[name] = (calls[name] ?? 0) + 1);
 
 @Controller('things')
@@ -89,7 +90,9 @@ class ThingsController {
   }
 
   @Get('flaky')
-  @Cacheable({ ttl: 50, grace: '1m', failSafeBackoff: 500 })
+  // A backoff far longer than a burst of requests takes on a loaded CI machine (with 500 ms, a slow
+  // burst outlived it and a second refresh came early: a flaky count).
+  @Cacheable({ ttl: 50, grace: '1m', failSafeBackoff: FLAKY_BACKOFF_MS })
   flaky() {
     count('flaky');
     if (flakyFails) throw new Error('database down');
@@ -236,7 +239,7 @@ describe('CacheInterceptor over HTTP', () => {
       expect(response.body).toEqual({ ok: true });
     };
     const burst = async () => {
-      for (let i = 0; i < 10; i++) await stale();
+      for (let i = 0; i < 5; i++) await stale();
     };
     try {
       await untilClockPasses(expired);
@@ -246,7 +249,10 @@ describe('CacheInterceptor over HTTP', () => {
       await burst(); // within the backoff: the handler is not called again
       expect(calls.flaky).toBe(1);
       // Once the backoff has run out, the next request tries the handler again, once; then a new backoff holds.
-      await waitFor(async () => (await stale(), calls.flaky === 2), { what: 'the retry after the backoff' });
+      await waitFor(async () => (await stale(), calls.flaky === 2), {
+        what: 'the retry after the backoff',
+        timeoutMs: FLAKY_BACKOFF_MS + 5_000,
+      });
       await burst();
       expect(calls.flaky).toBe(2);
     } finally {

@@ -2,7 +2,8 @@
  * One server of the HTTP benchmark (bench/http.bench.ts), in a process of its own so that the load
  * generator and the server do not share an event loop:
  * `node --import ./bench/register.mjs bench/http-server.ts <express|fastify> <bare|pass-through|cachekit|cache-manager> <port>`.
- * One Nest app, one route `GET /users/:id`, on 127.0.0.1. `cachekit` needs Redis at REDIS_URL and
+ * One Nest app, one route `GET /users/:id`, on 127.0.0.1; with `BENCH_BODY_USERS=N` (N > 1) the route answers
+ * a page of N users instead of one. `cachekit` needs Redis at REDIS_URL and
  * keeps its keys under BENCH_KEY_PREFIX (the bench deletes them). Started by the bench, it reports
  * over IPC: `{ type: 'listening' }` once it serves, and when asked with `{ type: 'stats' }`, how many
  * times the handler ran and the CPU time this process used so far.
@@ -46,10 +47,11 @@ const TEN_MINUTES_MS = 10 * 60_000;
 const CREATED_AT = Date.parse('2026-01-02T03:04:05.678Z');
 
 let handlerCalls = 0;
+/** how many users the route answers: 1 is the user object itself, more a page (an array) of them */
+const BODY_USERS = bodyUsers(process.env.BENCH_BODY_USERS);
 
 /** The same small user for every variant; a new object per call, as a loaded row would be. */
 function loadUser(id: string) {
-  handlerCalls++;
   return {
     id: Number(id),
     email: 'ada@example.com',
@@ -58,6 +60,20 @@ function loadUser(id: string) {
     version: 3,
     createdAt: new Date(CREATED_AT),
   };
+}
+
+/** One user, or a page of `BODY_USERS` of them: what the route answers, loaded anew per call. */
+function loadBody(id: string) {
+  handlerCalls++;
+  if (BODY_USERS === 1) return loadUser(id);
+  return Array.from({ length: BODY_USERS }, (_, i) => ({ ...loadUser(id), id: Number(id) + i }));
+}
+
+function bodyUsers(text: string | undefined): number {
+  if (text === undefined || text === '') return 1;
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 10_000)
+    throw new Error(`BENCH_BODY_USERS must be 1 to 10000, got ${JSON.stringify(text)}`);
+  return Number(text);
 }
 
 /** Does nothing: what Nest's interceptor machinery alone costs a request, the floor of any cache built as an interceptor. */
@@ -75,7 +91,7 @@ function usersController(...decorators: MethodDecorator[]): Type {
     @Get(':id')
     @applyDecorators(...decorators)
     findOne(@Param('id') id: string) {
-      return loadUser(id);
+      return loadBody(id);
     }
   }
   return UsersController;

@@ -7,7 +7,10 @@
  * runs in a child process (bench/http-server.ts) and is loaded by autocannon from this one, on
  * 127.0.0.1, only once every request is a hit. Rounds are interleaved: each round runs every case once.
  * Run with `node --import ./bench/register.mjs bench/http.bench.ts`; needs Redis at REDIS_URL.
- * `BENCH_ROUNDS` and `BENCH_SECONDS` shorten a run while it is being worked on.
+ * `BENCH_ROUNDS` and `BENCH_SECONDS` shorten a run while it is being worked on. `BENCH_BODY_USERS=N`
+ * makes the route answer a page of N users instead of one (the servers read it too): the larger the
+ * body, the more a hit saves the bare handler (building and serializing it) against what Nest's
+ * interceptor machinery costs every request whatever its size.
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
@@ -35,6 +38,7 @@ const VARIANTS: readonly Variant[] = ['bare', 'pass-through', 'cachekit', 'cache
 /** the variants whose handler runs on every request */
 const UNCACHED: readonly Variant[] = ['bare', 'pass-through'];
 const PATH = '/users/1';
+const BODY_USERS = positiveFromEnv('BENCH_BODY_USERS', 1);
 const KEY_PREFIX = `bench:http:${randomBytes(4).toString('hex')}:`;
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const START_TIMEOUT_MS = 30_000;
@@ -421,7 +425,7 @@ async function main(): Promise<void> {
     if (end.digest !== library.digest)
       notes.add(`the library's sources changed during the run: ${library.text} at the start, ${end.text} at the end`);
     console.log(
-      `GET ${PATH}, a ${Buffer.byteLength(express.body)}-byte JSON user; autocannon in this process, ${CONNECTIONS} connections, ` +
+      `GET ${PATH}, ${BODY_USERS === 1 ? 'one user' : `a page of ${BODY_USERS} users`} (${Buffer.byteLength(express.body)} bytes of JSON); autocannon in this process, ${CONNECTIONS} connections, ` +
         `pipelining ${PIPELINING}, ${DURATION_S} s per sample after a ${WARMUP_S} s warm-up, the server in a child process; ` +
         `median of ${ROUNDS} interleaved rounds; "per round": the case over its bare handler in the same round, median (min–max). ` +
         `Server CPU: user + system time of the server process per response; ` +

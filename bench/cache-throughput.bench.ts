@@ -20,6 +20,7 @@ import { createCache } from 'cache-manager';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { type CacheEntryOptions, CacheModule, type CacheModuleOptions, CacheService } from '@cachekit/cache';
+import { type UserRecord as User, userRecord } from './user-record.mjs';
 import {
   check,
   concurrently,
@@ -39,23 +40,7 @@ const KEY_PREFIX = `bench:${randomBytes(4).toString('hex')}:`;
 const TTL = '10m';
 const TTL_MS = 10 * 60_000;
 
-interface User {
-  id: number;
-  email: string;
-  name: string;
-  settings: { theme: string };
-  version: number;
-  createdAt: Date;
-}
-
-const user: User = {
-  id: 1,
-  email: 'ada@example.com',
-  name: 'Ada Lovelace',
-  settings: { theme: 'dark' },
-  version: 3,
-  createdAt: new Date('2026-01-02T03:04:05.678Z'),
-};
+const user = userRecord();
 
 /** What a bare GET's text costs to turn into a value: the floor under every cache's L2 hit (the reference rows). */
 function parsed(text: string | null): unknown {

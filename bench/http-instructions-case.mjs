@@ -15,27 +15,15 @@ import { CacheInterceptor as CacheManagerInterceptor, CacheModule as CacheManage
 import { Redis } from 'ioredis';
 import { of } from 'rxjs';
 import { Cacheable, CacheModule } from '@cachekit/cache';
+import { userBody } from './user-record.mjs';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const KEY_PREFIX = `bench:hic:${randomBytes(4).toString('hex')}:`;
 const TEN_MINUTES_MS = 10 * 60_000;
-const CREATED_AT = Date.parse('2026-01-02T03:04:05.678Z');
-
-/** The same small user for every variant; a new object per call, as a loaded row would be. */
-const loadUser = (id) => ({
-  id: Number(id),
-  email: 'ada@example.com',
-  name: 'Ada Lovelace',
-  settings: { theme: 'dark' },
-  version: 3,
-  createdAt: new Date(CREATED_AT),
-});
-
 const BODY_USERS = Number(process.env.BENCH_BODY_USERS || 1);
 
-/** One user, or a page of `BODY_USERS` of them. */
-const loadBody = (id) =>
-  BODY_USERS === 1 ? loadUser(id) : Array.from({ length: BODY_USERS }, (_, i) => ({ ...loadUser(id), id: Number(id) + i }));
+/** The same user (or page) for every variant, loaded anew per call. */
+const loadBody = (id) => userBody(Number(id), BODY_USERS);
 
 /** Does nothing: the floor of any cache built as a Nest interceptor. */
 class PassThroughInterceptor {

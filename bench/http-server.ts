@@ -31,6 +31,8 @@ import { CacheInterceptor as CacheManagerInterceptor, CacheModule as CacheManage
 import { Cacheable, CacheModule, CacheService } from '@cachekit/cache';
 import { Redis } from 'ioredis';
 import { dropPrefix, REDIS_URL } from '../test/support/services.js';
+import { positiveFromEnv } from './harness.js';
+import { userBody } from './user-record.mjs';
 
 const ADAPTERS = ['express', 'fastify'] as const;
 const VARIANTS = ['bare', 'pass-through', 'cachekit', 'cache-manager'] as const;
@@ -44,36 +46,14 @@ export type ServerMessage =
   | { type: 'stats'; calls: number; cpuMicros: number; hits?: { l1: number; l2: number } };
 
 const TEN_MINUTES_MS = 10 * 60_000;
-const CREATED_AT = Date.parse('2026-01-02T03:04:05.678Z');
-
 let handlerCalls = 0;
 /** how many users the route answers: 1 is the user object itself, more a page (an array) of them */
-const BODY_USERS = bodyUsers(process.env.BENCH_BODY_USERS);
+const BODY_USERS = positiveFromEnv('BENCH_BODY_USERS', 1);
 
-/** The same small user for every variant; a new object per call, as a loaded row would be. */
-function loadUser(id: string) {
-  return {
-    id: Number(id),
-    email: 'ada@example.com',
-    name: 'Ada Lovelace',
-    settings: { theme: 'dark' },
-    version: 3,
-    createdAt: new Date(CREATED_AT),
-  };
-}
-
-/** One user, or a page of `BODY_USERS` of them: what the route answers, loaded anew per call. */
+/** The same user (or page) for every variant, loaded anew per call. */
 function loadBody(id: string) {
   handlerCalls++;
-  if (BODY_USERS === 1) return loadUser(id);
-  return Array.from({ length: BODY_USERS }, (_, i) => ({ ...loadUser(id), id: Number(id) + i }));
-}
-
-function bodyUsers(text: string | undefined): number {
-  if (text === undefined || text === '') return 1;
-  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 10_000)
-    throw new Error(`BENCH_BODY_USERS must be 1 to 10000, got ${JSON.stringify(text)}`);
-  return Number(text);
+  return userBody(Number(id), BODY_USERS);
 }
 
 /** Does nothing: what Nest's interceptor machinery alone costs a request, the floor of any cache built as an interceptor. */

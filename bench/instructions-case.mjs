@@ -15,6 +15,7 @@ import { createCache } from 'cache-manager';
 import { Redis } from 'ioredis';
 import { LRUCache } from 'lru-cache';
 import { CacheModule, CacheService } from '@cachekit/cache';
+import { userRecord } from './user-record.mjs';
 
 const REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
 const CONCURRENCY = 64;
@@ -22,14 +23,7 @@ const WARMUP_OPS = 64_000;
 const TTL_MS = 10 * 60_000;
 const KEY_PREFIX = `bench:ic:${randomBytes(4).toString('hex')}:`;
 
-const user = {
-  id: 1,
-  email: 'ada@example.com',
-  name: 'Ada Lovelace',
-  settings: { theme: 'dark' },
-  version: 3,
-  createdAt: new Date('2026-01-02T03:04:05.678Z'),
-};
+const user = userRecord();
 const keys = Array.from({ length: CONCURRENCY }, (_, i) => `user:${i}`);
 const load = () => structuredClone(user);
 const hit = { ttl: TTL_MS };
